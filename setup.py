@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tfvamp",
+    version="0.1.0",
+    description="VAEs with a VampPrior (Tomczak & Welling, AISTATS 2018) in TensorFlow/Keras and TFP",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfvamp", "tfvamp.*", "trainers", "trainers.*", "configs", "configs.*"]),
+    package_data={"tfvamp.datasets": ["data/*.mat", "data/*.md"]},
+    install_requires=[
+        "tensorflow==2.21.*",
+        "tensorflow-probability==0.25.*",
+        "tf-keras==2.21.*",  # TFP needs it to import
+        "keras>=3.15,<4",
+        "tensorflow-datasets",
+        "absl-py",
+        "numpy",
+        "scipy",  # .mat files
+        "matplotlib",  # figures
+    ],
+    extras_require={"test": ["pytest"]},
+)

@@ -1,0 +1,80 @@
+"""The dataset type every loader returns, and its ``tf.data`` pipelines."""
+import dataclasses
+import hashlib
+
+import numpy as np
+import tensorflow as tf
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class ImageDataset:
+    """Train/validation/test images in [0, 1], shape ``[N, H, W, C]``, float32.
+
+    ``likelihood`` is ``"bernoulli"`` (binary data) or ``"discretized_logistic"``
+    (grey data). With ``dynamic_binarization`` the training images hold pixel
+    probabilities and are re-binarised at random every epoch (validation and
+    test are binarised once, by the loader). ``pseudo_inputs_init`` is the
+    paper's ``(mean, std)`` for the VampPrior's pseudo-inputs on this dataset.
+    """
+
+    name: str
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    likelihood: str
+    pseudo_inputs_init: tuple
+    dynamic_binarization: bool = False
+
+    @property
+    def input_shape(self):
+        return tuple(self.train.shape[1:])
+
+    def split(self, name):
+        if name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}; valid: {list(SPLITS)}")
+        return getattr(self, name)
+
+    def pipeline(self, split, batch_size, shuffle=False, seed=None, drop_remainder=False):
+        """A batched, prefetched ``tf.data.Dataset`` of the images of ``split``."""
+        images = self.split(split)
+        dataset = tf.data.Dataset.from_tensor_slices(images)
+        if shuffle:
+            dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if split == "train" and self.dynamic_binarization:
+            dataset = dataset.map(_binarize_at_random, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _binarize_at_random(probabilities):
+    draws = tf.random.uniform(tf.shape(probabilities), dtype=probabilities.dtype)
+    return tf.cast(draws < probabilities, probabilities.dtype)
+
+
+def binarize_once(probabilities, seed):
+    """A fixed binarisation (for validation and test sets)."""
+    draws = np.random.default_rng(seed).uniform(size=probabilities.shape)
+    return (draws < probabilities).astype(np.float32)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DatasetError(Exception):
+    """A dataset file is missing, corrupt or of the wrong format."""
+
+
+def verify_checksum(path, expected_sha256):
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise DatasetError(
+            f"Checksum mismatch for {path}: expected sha256 {expected_sha256}, got {actual}. "
+            "The file is corrupt or not the expected one; delete it and try again."
+        )

@@ -1,0 +1,167 @@
+"""What every model of the paper shares: training and evaluation of the ELBO,
+the importance-sampled log-likelihood, generation and reconstruction.
+
+A model differs from another only in its parts: subclasses build their networks
+and implement ``log_terms`` (the paper's densities at S posterior samples),
+``encode``, ``decode`` and ``generate_from_top``.
+"""
+import keras
+import tensorflow as tf
+
+from tfvamp import objectives
+from tfvamp.likelihoods import get_likelihood
+
+
+class LatentVariableModel(keras.Model):
+    """Base class of the paper's VAEs.
+
+    Args:
+      input_shape: image shape ``(H, W, C)``.
+      likelihood: ``"bernoulli"`` or ``"discretized_logistic"``.
+      prior: ``"standard"``, ``"mog"`` or ``"vamp"``.
+      latent_dim: size of each latent level (40 in the paper).
+      hidden_units: width of the gated layers (300 in the paper).
+      num_components: K, for the MoG prior and the VampPrior.
+      pseudo_inputs_init_mean, pseudo_inputs_init_std: the VampPrior's
+        ``N(mean, std)`` initialisation of the pseudo-inputs.
+      pseudo_inputs_init_data: optional training images to initialise the
+        pseudo-inputs from instead (not part of the config).
+      seed: seed of the model's sampling.
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        likelihood="bernoulli",
+        prior="vamp",
+        latent_dim=40,
+        hidden_units=300,
+        num_components=500,
+        pseudo_inputs_init_mean=0.05,
+        pseudo_inputs_init_std=0.01,
+        pseudo_inputs_init_data=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in input_shape)
+        self.likelihood = get_likelihood(likelihood)
+        self.prior_name = prior
+        self.latent_dim = int(latent_dim)
+        self.hidden_units = int(hidden_units)
+        self.num_components = int(num_components)
+        self.pseudo_inputs_init_mean = float(pseudo_inputs_init_mean)
+        self.pseudo_inputs_init_std = float(pseudo_inputs_init_std)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
+        self.beta = keras.Variable(1.0, trainable=False, name="beta")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def get_config(self):
+        return {
+            "input_shape": self.image_shape,
+            "likelihood": self.likelihood.name,
+            "prior": self.prior_name,
+            "latent_dim": self.latent_dim,
+            "hidden_units": self.hidden_units,
+            "num_components": self.num_components,
+            "pseudo_inputs_init_mean": self.pseudo_inputs_init_mean,
+            "pseudo_inputs_init_std": self.pseudo_inputs_init_std,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    # -- what a model must provide -------------------------------------------
+    def log_terms(self, x, prior, num_samples=1):
+        """``LogTerms`` (each ``[S, B]``) of ``S = num_samples`` posterior samples,
+        with ``prior`` the distribution of the top latent."""
+        raise NotImplementedError
+
+    def encode(self, x):
+        """Mean and log-variance of the top latent's posterior."""
+        raise NotImplementedError
+
+    def decode(self, z):
+        """Image means from (top) latents ``z``."""
+        raise NotImplementedError
+
+    def generate_from_top(self, z_top):
+        """Images generated from top latents drawn from the prior."""
+        raise NotImplementedError
+
+    # -- shared by every model -------------------------------------------------
+    def next_seed(self):
+        """A fresh stateless seed for TFP's ``sample``."""
+        return tf.cast(self.seed_generator.next(), tf.int32)
+
+    def prior_distribution(self):
+        """p(z) of the top latent; for the VampPrior this encodes the K
+        pseudo-inputs, so call it once per step or evaluation."""
+        return self.prior.distribution()
+
+    def call(self, x, training=False):
+        """The negative ELBO per image with beta = 1."""
+        return objectives.negative_elbo(self.log_terms(x, self.prior_distribution())).loss
+
+    def elbo_terms(self, x, beta=1.0, num_samples=1):
+        terms = self.log_terms(x, self.prior_distribution(), num_samples)
+        return objectives.negative_elbo(terms, beta)
+
+    def train_step(self, data):
+        x = _images(data)
+        with tf.GradientTape() as tape:
+            terms = self.elbo_terms(x, beta=self.beta)
+            loss = tf.reduce_mean(terms.loss)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        return self._update_metrics(self.elbo_terms(_images(data), beta=1.0))
+
+    def _update_metrics(self, terms):
+        self.loss_tracker.update_state(terms.loss)
+        self.reconstruction_tracker.update_state(terms.reconstruction)
+        self.kl_tracker.update_state(terms.kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def log_likelihood(self, x, num_samples=5000, chunk_size=None, prior=None):
+        """Importance-sampled ``log p(x)`` per image (paper, Sec. 5).
+
+        Pass ``prior`` (from ``prior_distribution()``) to reuse encoded
+        pseudo-inputs across batches.
+        """
+        prior = self.prior_distribution() if prior is None else prior
+        if chunk_size is None:
+            chunk_size = default_chunk_size(tf.shape(x)[0])
+        return objectives.importance_sampled_log_likelihood(
+            lambda n: self.log_terms(x, prior, n), num_samples, chunk_size
+        )
+
+    def sample(self, num_images, seed=None):
+        """Images generated from the prior: ``z ~ p(z)``, then the decoder."""
+        seed = self.next_seed() if seed is None else seed
+        z_top = self.prior_distribution().sample(num_images, seed=seed)
+        return self.generate_from_top(z_top)
+
+    def reconstruct(self, x):
+        """Image means decoded from the posterior mean of ``x``."""
+        mean, _ = self.encode(x)
+        return self.decode(mean)
+
+
+def default_chunk_size(batch_size, rows_per_chunk=10_000):
+    """Samples per chunk so that one chunk decodes about ``rows_per_chunk`` latents."""
+    if isinstance(batch_size, tf.Tensor):
+        batch_size = int(tf.get_static_value(batch_size) or 100)
+    return max(1, rows_per_chunk // max(1, batch_size))
+
+
+def _images(data):
+    return data[0] if isinstance(data, (tuple, list)) else data
