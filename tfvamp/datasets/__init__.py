@@ -1,8 +1,8 @@
 """Datasets of the paper, each loaded as an ``ImageDataset``."""
-from tfvamp.datasets import caltech
+from tfvamp.datasets import caltech, freyfaces
 from tfvamp.datasets.core import DatasetError, ImageDataset
 
-DATASETS = {"caltech": caltech.load}
+DATASETS = {"caltech": caltech.load, "freyfaces": freyfaces.load}
 
 
 def load_dataset(name, data_dir=None):
