@@ -114,7 +114,10 @@ def tar_member(path, name):
 
 
 # The only globals a pickle of NumPy arrays needs; anything else is refused.
+# ``_codecs.encode`` (a pure str -> bytes conversion) is how Python 3 writes
+# bytes at pickle protocols 0-2.
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"),
