@@ -248,6 +248,14 @@ def test_histopathology_small_pickle_or_tar_gz(tmp_path, small_histopathology, a
 # ---------------------------------------------------------------- local directory, cache, download
 
 
+def test_histopathology_archive_downloads_into_cache(tmp_path, monkeypatch, small_histopathology):
+    write_histopathology(tmp_path / "server", small_histopathology, archive=True)
+    monkeypatch.setattr(histopathology, "URL", (tmp_path / "server" / histopathology.ARCHIVE).as_uri())
+    data = datasets.load_dataset("histopathology")
+    assert split_sizes(data) == (6, 3, 2)
+    assert os.listdir(tmp_path / "cache" / "histopathology") == [histopathology.ARCHIVE]
+
+
 def test_data_dir_argument_beats_env_var_which_beats_cache(tmp_path, monkeypatch, small_histopathology):
     first, second = dict(small_histopathology), dict(small_histopathology)
     second["test"] = second["test"] * 0.5

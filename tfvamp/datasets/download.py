@@ -110,7 +110,8 @@ def download(remote, target, validate=None):
     os.makedirs(directory, exist_ok=True)
     errors = []
     for url in remote.urls:
-        handle, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+        # Hidden, and ending in the file's name so that format checks see its suffix (.gz, .tar.gz).
+        handle, part = tempfile.mkstemp(prefix=".part-", suffix=f"-{name}", dir=directory)
         try:
             with os.fdopen(handle, "wb") as file:
                 fetch(url, file)
