@@ -124,5 +124,5 @@ def download(remote, target, validate=None):
             if os.path.exists(part):
                 os.remove(part)
     raise DatasetError(
-        f"Could not download {name} into {directory}: {'; '.join(errors)}. Download it yourself and "
+        f"Could not download {name} into {directory} ({'; '.join(errors)}). Download it yourself and "
         f"pass its directory with --data_dir (or {DATA_DIR_ENV}), or put it at {target}.")
