@@ -485,7 +485,6 @@ def test_train_cli_on_real_dataset(tmp_path, dataset, folder):
     run_trainer(dataset, tmp_path)
 
 
-@pytest.mark.slow
 def test_train_cli_rejects_missing_data_with_a_clear_message(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "trainers.train", "--dataset=omniglot", f"--data_dir={tmp_path}",
