@@ -35,7 +35,8 @@ flags.DEFINE_integer("early_stopping_patience", 50, "Epochs without validation i
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples per test image.", lower_bound=1)
 flags.DEFINE_integer("eval_batch_size", 100, "Test images evaluated at once.", lower_bound=1)
 flags.DEFINE_string("data_dir", None, "Directory with the datasets (layout of ../shared/data); "
-                    "default: the embedded copy or the download cache.")
+                    "default: $TFVAMP_DATA_DIR, else the embedded copy (caltech) or the download cache "
+                    "($TFVAMP_CACHE_DIR, default ~/.cache/tfvamp).")
 flags.DEFINE_string("output_dir", "runs/default", "Where results (and later checkpoints) go.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_boolean("jit_compile", True, "Compile the train step with XLA.")

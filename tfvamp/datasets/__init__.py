@@ -1,8 +1,16 @@
-"""Datasets of the paper, each loaded as an ``ImageDataset``."""
-from tfvamp.datasets import caltech, freyfaces
+"""The paper's six datasets, each loaded as an ``ImageDataset`` (see ``download`` for
+where files are looked for, cached and checked)."""
+from tfvamp.datasets import caltech, dynamic_mnist, freyfaces, histopathology, omniglot, static_mnist
 from tfvamp.datasets.core import DatasetError, ImageDataset
 
-DATASETS = {"caltech": caltech.load, "freyfaces": freyfaces.load}
+DATASETS = {
+    "static_mnist": static_mnist.load,
+    "dynamic_mnist": dynamic_mnist.load,
+    "omniglot": omniglot.load,
+    "caltech": caltech.load,
+    "freyfaces": freyfaces.load,
+    "histopathology": histopathology.load,
+}
 
 
 def load_dataset(name, data_dir=None):

@@ -71,10 +71,21 @@ class DatasetError(Exception):
     """A dataset file is missing, corrupt or of the wrong format."""
 
 
+def _mismatch(what, expected, actual):
+    return DatasetError(
+        f"Checksum mismatch for {what}: expected sha256 {expected}, got {actual}. "
+        "The file is truncated, corrupt or not the expected one; delete it and get it again."
+    )
+
+
 def verify_checksum(path, expected_sha256):
     actual = sha256_of(path)
     if actual != expected_sha256:
-        raise DatasetError(
-            f"Checksum mismatch for {path}: expected sha256 {expected_sha256}, got {actual}. "
-            "The file is corrupt or not the expected one; delete it and try again."
-        )
+        raise _mismatch(path, expected_sha256, actual)
+
+
+def check_sha256(data, expected_sha256, what):
+    """Checks the SHA-256 of the bytes ``data`` (described as ``what`` in the error)."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise _mismatch(what, expected_sha256, actual)
