@@ -28,9 +28,8 @@ import tensorflow as tf
 
 from tfvamp.models import MODELS
 from tfvamp.objectives import negative_elbo
-from tfvamp.serving import INPUT_DTYPES, SIGNATURES
+from tfvamp.serving import DEFAULT_NUM_SAMPLES, INPUT_DTYPES, SIGNATURES
 
-DEFAULT_NUM_SAMPLES = 5000
 # Latents decoded at once by the importance sampler, as in evaluation.
 ROWS_PER_CHUNK = 10_000
 MODEL_CONFIG_FILE = "tfvamp_model.json"
@@ -70,33 +69,42 @@ class ServingSignatures:
                     **{i: specs[i] for i in SIGNATURES[name].inputs})
                 for name in SIGNATURES}
 
-    # -- input checks ---------------------------------------------------------
-    def _check_batch(self, name, tensor, event_shape):
-        expected = "[N, " + ", ".join(str(d) for d in event_shape) + "]"
-        tf.debugging.assert_rank(tensor, 1 + len(event_shape),
-                                 message=f"`{name}` must have shape {expected}")
-        shape = tf.shape(tensor)
-        tf.debugging.assert_equal(shape[1:], tf.constant(event_shape, tf.int32),
-                                  message=f"`{name}` must have shape {expected}")
-        tf.debugging.assert_positive(shape[0], message=f"`{name}` must hold at least one row")
+    # -- input checks and output shapes ----------------------------------------
+    def _checked_batch(self, name, tensor, event_shape):
+        """``tensor``, once checked to have the shape ``[N, *event_shape]``, N >= 1.
 
-    def _check_positive_scalar(self, name, tensor):
-        tf.debugging.assert_rank(tensor, 0, message=f"`{name}` must be a scalar")
-        tf.debugging.assert_positive(tensor, message=f"`{name}` must be >= 1")
+        The check compares the shape as text: TensorFlow Serving feeds tensors
+        of any shape, while checks on the rank or on slices of the shape would
+        be folded away from the signature's declared shape.
+        """
+        pattern = r"[1-9][0-9]*" + "".join(f", {d}" for d in event_shape)
+        expected = f"[N, {', '.join(str(d) for d in event_shape)}] with N >= 1"
+        return _checked_shape(name, tensor, pattern, expected)
 
-    def _check_images(self, images):
-        self._check_batch("images", images, self.image_shape)
+    def _checked_positive(self, name, tensor):
+        """``tensor`` (a scalar), once checked to be positive. (A non-scalar
+        fails in the check with TensorFlow's "should be a scalar" error.)"""
+        check = tf.debugging.assert_positive(tensor, message=f"`{name}` must be >= 1")
+        with tf.control_dependencies([check]):
+            return tf.identity(tensor)
+
+    def _checked_images(self, images):
+        return self._checked_batch("images", images, self.image_shape)
+
+    def _images_out(self, images):
+        return tf.ensure_shape(images, (None,) + self.image_shape)
 
     # -- signatures -----------------------------------------------------------
     @tf.function
     def log_prob(self, images, num_samples):
-        self._check_images(images)
-        self._check_positive_scalar("num_samples", num_samples)
+        images = self._checked_images(images)
+        num_samples = self._checked_positive("num_samples", num_samples)
         prior = self.model.prior_distribution()
         chunk_size = tf.maximum(1, ROWS_PER_CHUNK // tf.shape(images)[0])
         log_likelihood = self.model.log_likelihood(images, num_samples, chunk_size, prior=prior)
-        elbo = -_negative_elbo(self.model, images, prior)
-        return {"log_likelihood": log_likelihood, "elbo": elbo}
+        elbo = -negative_elbo(self.model.log_terms(images, prior)).loss
+        return {"log_likelihood": tf.ensure_shape(log_likelihood, [None]),
+                "elbo": tf.ensure_shape(elbo, [None])}
 
     @tf.function
     def log_prob_default(self, images):
@@ -104,31 +112,38 @@ class ServingSignatures:
 
     @tf.function
     def encode(self, images):
-        self._check_images(images)
-        mean, log_variance = self.model.encode(images)
-        return {"mean": mean, "log_variance": log_variance}
+        mean, log_variance = self.model.encode(self._checked_images(images))
+        return {"mean": tf.ensure_shape(mean, [None, self.latent_dim]),
+                "log_variance": tf.ensure_shape(log_variance, [None, self.latent_dim])}
 
     @tf.function
     def decode(self, latents):
-        self._check_batch("latents", latents, (self.latent_dim,))
-        return {"images": self.model.decode(latents)}
+        latents = self._checked_batch("latents", latents, (self.latent_dim,))
+        return {"images": self._images_out(self.model.decode(latents))}
 
     @tf.function
     def reconstruct(self, images):
-        self._check_images(images)
-        return {"images": self.model.reconstruct(images)}
+        return {"images": self._images_out(self.model.reconstruct(self._checked_images(images)))}
 
     @tf.function
     def sample(self, num_samples, seed):
-        self._check_positive_scalar("num_samples", num_samples)
-        tf.debugging.assert_rank(seed, 0, message="`seed` must be a scalar")
+        num_samples = self._checked_positive("num_samples", num_samples)
         # An int64 seed is two int32 words, the stateless seed TFP takes. The
         # model's own seed state is set from it too, so that any further
         # sampling on the way to the images (hierarchical models) repeats.
         stateless_seed = tf.bitcast(tf.cast(seed, tf.int64), tf.int32)
         state = self.model.seed_generator.state
         state.assign(tf.cast(stateless_seed, state.dtype))
-        return {"images": self.model.sample(num_samples, seed=stateless_seed)}
+        return {"images": self._images_out(self.model.sample(num_samples, seed=stateless_seed))}
+
+
+def _checked_shape(name, tensor, pattern, expected):
+    """``tensor``, once its shape written ``"d0, d1, ..."`` fully matches ``pattern``."""
+    shape = tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)), separator=", ")
+    message = tf.strings.join([f"`{name}` must have shape {expected}, got [", shape, "]"])
+    check = tf.debugging.Assert(tf.strings.regex_full_match(shape, pattern), [message])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
 
 
 def variables_module(model):
@@ -137,10 +152,6 @@ def variables_module(model):
     module = tf.Module(name="tfvamp_model")
     module.model_variables = [v.value for v in model.variables]  # the tf.Variables of Keras 3
     return module
-
-
-def _negative_elbo(model, images, prior):
-    return negative_elbo(model.log_terms(images, prior)).loss
 
 
 def versions(model_dir):

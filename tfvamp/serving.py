@@ -22,6 +22,8 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 # dtype of each input name; images and latents are batches, the rest scalars.
 INPUT_DTYPES = {"images": "float32", "latents": "float32", "num_samples": "int32", "seed": "int64"}
 BATCHED_INPUTS = ("images", "latents")
+# Importance samples per image of the serving_default signature.
+DEFAULT_NUM_SAMPLES = 5000
 
 
 class Signature(NamedTuple):
@@ -33,7 +35,8 @@ class Signature(NamedTuple):
 SIGNATURES = {
     "serving_default": Signature(
         ("images",), ("log_likelihood", "elbo"),
-        "log p(x) by importance sampling with 5000 samples, and the ELBO, nats per image"),
+        f"log p(x) by importance sampling with {DEFAULT_NUM_SAMPLES} samples, and the ELBO, "
+        "nats per image"),
     "log_prob": Signature(
         ("images", "num_samples"), ("log_likelihood", "elbo"),
         "log p(x) by importance sampling with num_samples samples, and the ELBO"),
