@@ -13,6 +13,7 @@ setup(
         "tensorflow==2.21.*",
         "tensorflow-probability==0.25.*",
         "tf-keras==2.21.*",  # TFP needs it to import
+        "tensorflow-serving-api==2.21.*",  # the serving client (tfvamp.serving)
         "keras>=3.15,<4",
         "tensorflow-datasets",
         "absl-py",

@@ -18,7 +18,7 @@ from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfvamp import datasets, evaluation, models, priors  # noqa: E402
+from tfvamp import datasets, evaluation, export, models, priors  # noqa: E402
 from tfvamp.callbacks import EarlyStoppingWithBestWeights, KLWarmUp  # noqa: E402
 
 flags.DEFINE_enum("dataset", "caltech", sorted(datasets.DATASETS), "Dataset to train on.")
@@ -100,6 +100,7 @@ def train_and_evaluate(config):
         "eval_samples": config["eval_samples"],
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - start,
+        "export": export.export_model(model, os.path.join(config["output_dir"], "export"), config["model"]),
         "flags": config,
     }
     os.makedirs(config["output_dir"], exist_ok=True)

@@ -1,0 +1,224 @@
+"""Exports a trained model as a SavedModel for TensorFlow Serving.
+
+``export_model`` writes ``EXPORT_DIR/<model_name>/<version>/`` (tag ``serve``),
+the layout TensorFlow Serving watches. Its signatures, with plain named
+tensors in and out, are the contract a client codes against; they are listed
+in ``tfvamp.serving.SIGNATURES`` and in the README:
+
+* ``serving_default``: ``images`` -> ``log_likelihood`` (importance sampling
+  with ``DEFAULT_NUM_SAMPLES`` samples, paper Sec. 5) and ``elbo`` (one
+  posterior sample, as in ``results.json``), nats per image;
+* ``log_prob``: the same with the number of samples as an input ``num_samples``;
+* ``encode``: ``images`` -> ``mean``, ``log_variance`` of q(z|x) of the top latent;
+* ``decode``: ``latents`` -> ``images`` (means of p(x|z));
+* ``reconstruct``: ``images`` -> ``images`` decoded from the posterior mean;
+* ``sample``: ``num_samples``, ``seed`` -> ``images`` generated from the prior,
+  the same images for the same seed.
+
+Every input is checked in the graph: a wrong rank or size fails with an
+``InvalidArgument`` error naming the input and the shape it must have.
+"""
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfvamp.models import MODELS
+from tfvamp.objectives import negative_elbo
+from tfvamp.serving import DEFAULT_NUM_SAMPLES, INPUT_DTYPES, SIGNATURES
+
+# Latents decoded at once by the importance sampler, as in evaluation.
+ROWS_PER_CHUNK = 10_000
+MODEL_CONFIG_FILE = "tfvamp_model.json"
+
+
+class ServingSignatures:
+    """The signatures of ``model`` (a ``LatentVariableModel``) as ``tf.function``s."""
+
+    def __init__(self, model):
+        self.model = model
+        self.image_shape = tuple(model.image_shape)
+        self.latent_dim = int(model.latent_dim)
+
+    def input_specs(self):
+        """``tf.TensorSpec`` of every input name of the signatures."""
+        shapes = {
+            "images": (None,) + self.image_shape,
+            "latents": (None, self.latent_dim),
+            "num_samples": (),
+            "seed": (),
+        }
+        return {name: tf.TensorSpec(shapes[name], dtype, name=name)
+                for name, dtype in INPUT_DTYPES.items()}
+
+    def concrete_functions(self):
+        """Concrete functions keyed by signature name, for ``tf.saved_model.save``."""
+        specs = self.input_specs()
+        functions = {
+            "serving_default": self.log_prob_default,
+            "log_prob": self.log_prob,
+            "encode": self.encode,
+            "decode": self.decode,
+            "reconstruct": self.reconstruct,
+            "sample": self.sample,
+        }
+        return {name: functions[name].get_concrete_function(
+                    **{i: specs[i] for i in SIGNATURES[name].inputs})
+                for name in SIGNATURES}
+
+    # -- input checks and output shapes ----------------------------------------
+    def _checked_batch(self, name, tensor, event_shape):
+        """``tensor``, once checked to have the shape ``[N, *event_shape]``, N >= 1.
+
+        The check compares the shape as text: TensorFlow Serving feeds tensors
+        of any shape, while checks on the rank or on slices of the shape would
+        be folded away from the signature's declared shape.
+        """
+        pattern = r"[1-9][0-9]*" + "".join(f", {d}" for d in event_shape)
+        expected = f"[N, {', '.join(str(d) for d in event_shape)}] with N >= 1"
+        return _checked_shape(name, tensor, pattern, expected)
+
+    def _checked_positive(self, name, tensor):
+        """``tensor`` (a scalar), once checked to be positive. (A non-scalar
+        fails in the check with TensorFlow's "should be a scalar" error.)"""
+        check = tf.debugging.assert_positive(tensor, message=f"`{name}` must be >= 1")
+        with tf.control_dependencies([check]):
+            return tf.identity(tensor)
+
+    def _checked_images(self, images):
+        return self._checked_batch("images", images, self.image_shape)
+
+    def _images_out(self, images):
+        return tf.ensure_shape(images, (None,) + self.image_shape)
+
+    # -- signatures -----------------------------------------------------------
+    @tf.function
+    def log_prob(self, images, num_samples):
+        images = self._checked_images(images)
+        num_samples = self._checked_positive("num_samples", num_samples)
+        prior = self.model.prior_distribution()
+        chunk_size = tf.maximum(1, ROWS_PER_CHUNK // tf.shape(images)[0])
+        log_likelihood = self.model.log_likelihood(images, num_samples, chunk_size, prior=prior)
+        elbo = -negative_elbo(self.model.log_terms(images, prior)).loss
+        return {"log_likelihood": tf.ensure_shape(log_likelihood, [None]),
+                "elbo": tf.ensure_shape(elbo, [None])}
+
+    @tf.function
+    def log_prob_default(self, images):
+        return self.log_prob(images, tf.constant(DEFAULT_NUM_SAMPLES, tf.int32))
+
+    @tf.function
+    def encode(self, images):
+        mean, log_variance = self.model.encode(self._checked_images(images))
+        return {"mean": tf.ensure_shape(mean, [None, self.latent_dim]),
+                "log_variance": tf.ensure_shape(log_variance, [None, self.latent_dim])}
+
+    @tf.function
+    def decode(self, latents):
+        latents = self._checked_batch("latents", latents, (self.latent_dim,))
+        return {"images": self._images_out(self.model.decode(latents))}
+
+    @tf.function
+    def reconstruct(self, images):
+        return {"images": self._images_out(self.model.reconstruct(self._checked_images(images)))}
+
+    @tf.function
+    def sample(self, num_samples, seed):
+        num_samples = self._checked_positive("num_samples", num_samples)
+        # An int64 seed is two int32 words, the stateless seed TFP takes. The
+        # model's own seed state is set from it too, so that any further
+        # sampling on the way to the images (hierarchical models) repeats.
+        stateless_seed = tf.bitcast(tf.cast(seed, tf.int64), tf.int32)
+        state = self.model.seed_generator.state
+        state.assign(tf.cast(stateless_seed, state.dtype))
+        return {"images": self._images_out(self.model.sample(num_samples, seed=stateless_seed))}
+
+
+def _checked_shape(name, tensor, pattern, expected):
+    """``tensor``, once its shape written ``"d0, d1, ..."`` fully matches ``pattern``."""
+    shape = tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)), separator=", ")
+    message = tf.strings.join([f"`{name}` must have shape {expected}, got [", shape, "]"])
+    check = tf.debugging.Assert(tf.strings.regex_full_match(shape, pattern), [message])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def variables_module(model):
+    """A ``tf.Module`` that tracks exactly the model's variables: what an
+    export saves and what ``load_model`` restores (not the optimizer's)."""
+    module = tf.Module(name="tfvamp_model")
+    module.model_variables = [v.value for v in model.variables]  # the tf.Variables of Keras 3
+    return module
+
+
+def versions(model_dir):
+    """The integer versions already exported under ``model_dir``, sorted."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(n) for n in os.listdir(model_dir)
+                  if re.fullmatch(r"[0-9]+", n) and os.path.isdir(os.path.join(model_dir, n)))
+
+
+def registry_name(model):
+    """The key of ``model``'s class in ``tfvamp.models.MODELS``."""
+    for name, model_class in MODELS.items():
+        if type(model) is model_class:
+            return name
+    raise ValueError(f"{type(model).__name__} is not a model of tfvamp.models.MODELS")
+
+
+def export_model(model, export_dir, model_name=None, version=None):
+    """Saves ``model``'s serving signatures to ``export_dir/model_name/version``.
+
+    ``model_name`` defaults to the model's name in ``tfvamp.models.MODELS``.
+    ``version`` defaults to one more than the newest version there (1 for
+    the first). An explicit version that already exists is refused, so an
+    export a server may be serving is never overwritten. The SavedModel is
+    written next to its final place and renamed into it, so a server watching
+    ``export_dir/model_name`` never sees half a version. The model's class
+    and configuration go to ``assets.extra/tfvamp_model.json`` (TensorFlow
+    Serving ignores that folder), for ``load_model``. Returns the path.
+    """
+    model_key = registry_name(model)
+    model_name = model_key if model_name is None else model_name
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
+        raise ValueError(f"model_name must be letters, digits, '_', '.' or '-', got {model_name!r}")
+    model_dir = os.path.join(export_dir, model_name)
+    existing = versions(model_dir)
+    next_version = existing[-1] + 1 if existing else 1
+    version = next_version if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}")
+    path = os.path.join(model_dir, str(version))
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists; choose another version or leave it out "
+                              f"to export as version {next_version}")
+    os.makedirs(model_dir, exist_ok=True)
+    signatures = ServingSignatures(model).concrete_functions()
+    staging = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
+    try:
+        tf.saved_model.save(variables_module(model), staging, signatures=signatures)
+        os.makedirs(os.path.join(staging, "assets.extra"))
+        with open(os.path.join(staging, "assets.extra", MODEL_CONFIG_FILE), "w") as f:
+            json.dump({"model": model_key, "config": model.get_config()}, f, indent=2)
+        os.rename(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def load_model(path):
+    """The Keras model saved in the export at ``path``, rebuilt with its
+    weights (for re-exporting it, or evaluating it in Python)."""
+    config_path = os.path.join(path, "assets.extra", MODEL_CONFIG_FILE)
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{config_path} is missing: {path} is not an export of tfvamp.export")
+    with open(config_path) as f:
+        saved = json.load(f)
+    model = MODELS[saved["model"]].from_config(saved["config"])
+    checkpoint = tf.train.Checkpoint(variables_module(model))
+    checkpoint.read(os.path.join(path, "variables", "variables")).assert_existing_objects_matched()
+    return model
