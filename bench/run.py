@@ -1,7 +1,7 @@
 r"""Speed benchmark of tfvamp's models, printed as one table (issue 7, Speed).
 
     PYTHONPATH=. python bench/run.py            # every model in tfvamp.models.MODELS
-    PYTHONPATH=. python bench/run.py --models=vae --rounds=3 --eval_images=100
+    PYTHONPATH=. python bench/run.py --models=vae --rounds=3 --eval_batches=2
 
 Measures in one run, on Caltech 101 Silhouettes (28x28 binary, the embedded
 copy), batch 100:
@@ -17,9 +17,8 @@ copy), batch 100:
   traced negative ELBO (forward; the VampPrior's pseudo-input encoder pass is
   in it) times 3 for forward + backward, and the achieved FLOP/s;
 * importance-sampled test log-likelihood (S=5000): test images per second,
-  standard prior and VampPrior (K=500), from ``tfvamp.evaluation.evaluate``,
-  as the marginal time of ``--eval_images`` more images (so tracing and
-  compilation are not counted);
+  standard prior and VampPrior (K=500), with the compiled per-batch function
+  of ``tfvamp.evaluation.evaluate`` (median over batches after the first);
 * the peak RSS of a training run (a subprocess training the VampPrior model).
 """
 import os
@@ -39,10 +38,10 @@ import tensorflow as tf  # noqa: E402
 from tfvamp import datasets, evaluation, models  # noqa: E402
 
 flags.DEFINE_list("models", None, "Models to time (default: every key of tfvamp.models.MODELS).")
-flags.DEFINE_integer("rounds", 4, "Rounds of training epochs per configuration (the first is warm-up).")
+flags.DEFINE_integer("rounds", 8, "Rounds of training epochs per configuration (the first is warm-up).")
 flags.DEFINE_integer("steps_per_round", 41, "Training steps per round (41 = one Caltech epoch).")
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples per test image.")
-flags.DEFINE_integer("eval_images", 100, "Test images timed per evaluation configuration.")
+flags.DEFINE_integer("eval_batches", 3, "Batches of 100 test images timed per evaluation configuration.")
 flags.DEFINE_integer("matmul_size", 1024, "n of the n x n x n matmul measuring throughput.")
 flags.DEFINE_boolean("rss", True, "Measure the peak RSS of a training subprocess.")
 flags.DEFINE_string("rss_child", None, "Internal: train this model in this process and print its peak RSS.")
@@ -133,20 +132,24 @@ def time_training(configs, data, rounds, steps):
             model.fit(pipeline, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
             if round_index == 0:  # warm-up: compilation and first steps
                 del timer.times[first:]
-        matmul_times += matmul_seconds(FLAGS.matmul_size, repeats=5)
+            matmul_times += matmul_seconds(FLAGS.matmul_size, repeats=2)
     return {key: np.array(t.times) for key, t in timers.items()}, np.array(matmul_times)
 
 
-def time_evaluation(model, images, num_samples, num_images):
-    """Seconds per test image: (t(2n images) - t(n images)) / n, compilation excluded."""
-    def run(n):
+def time_evaluation(model, images, num_samples, num_batches):
+    """Seconds per test image: median over batches of ``BATCH`` images of the
+    compiled per-batch evaluation that ``tfvamp.evaluation.evaluate`` runs, after
+    one warm-up (compilation) batch; the prior is encoded once, as there."""
+    evaluate_batch = evaluation.make_batch_evaluator(
+        model, num_samples, evaluation.eval_chunk_size(BATCH))
+    prior = model.prior_distribution()
+    times = []
+    for index in range(num_batches + 1):
+        x = tf.constant(images[index * BATCH:(index + 1) * BATCH])
         start = time.perf_counter()
-        evaluation.evaluate(model, images[:n], num_samples=num_samples, batch_size=BATCH)
-        return time.perf_counter() - start
-
-    first = run(num_images)
-    second = run(2 * num_images)
-    return (second - first) / num_images, first
+        evaluate_batch(x, prior)[0].numpy()
+        times.append(time.perf_counter() - start)
+    return np.median(times[1:]) / BATCH, times[0]
 
 
 def peak_rss_of_training(model_name, steps):
@@ -187,33 +190,34 @@ def main(argv):
     print(f"\nmatmul {n}x{n}x{n} (XLA): {matmul_flops / 1e9:.1f} GFLOP/s median "
           f"(10-90%: {spread[0]:.1f}-{spread[1]:.1f}) over {len(matmul_times)} runs\n")
 
-    header = ("model", "prior", "K", "ms/step", "IQR ms", "s/epoch(41)", "GFLOP/step",
-              "GFLOP/s", "% matmul", "time ratio", "FLOP ratio")
+    header = ("model", "prior", "K", "ms/step", "p10-p90 ms", "s/epoch(41)", "GFLOP/step",
+              "GFLOP/s", "% matmul", "time ratio", "p10 time ratio", "FLOP ratio")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for (m, p, k), times in step_times.items():
         median = np.median(times)
-        q1, q3 = np.percentile(times, [25, 75])
+        p10, p90 = np.percentile(times, [10, 90])
         base = (m, "standard", 0)
         time_ratio = median / np.median(step_times[base])
+        p10_ratio = p10 / np.percentile(step_times[base], 10)
         flop_ratio = flops[(m, p, k)] / flops[base]
         achieved = flops[(m, p, k)] / median
-        print(f"| {m} | {p} | {k or '-'} | {1e3 * median:.1f} | {1e3 * q1:.1f}-{1e3 * q3:.1f} | "
+        print(f"| {m} | {p} | {k or '-'} | {1e3 * median:.1f} | {1e3 * p10:.1f}-{1e3 * p90:.1f} | "
               f"{41 * median:.2f} | {flops[(m, p, k)] / 1e9:.3f} | {achieved / 1e9:.1f} | "
-              f"{100 * achieved / matmul_flops:.0f}% | {time_ratio:.2f} | {flop_ratio:.2f} |")
+              f"{100 * achieved / matmul_flops:.0f}% | {time_ratio:.2f} | {p10_ratio:.2f} | {flop_ratio:.2f} |")
 
-    if FLAGS.eval_images > 0:
-        print(f"\nIS evaluation, S={FLAGS.eval_samples}, batch {BATCH}, marginal time of "
-              f"{FLAGS.eval_images} Caltech test images (first call incl. tracing in brackets)\n")
+    if FLAGS.eval_batches > 0:
+        print(f"\nIS evaluation, S={FLAGS.eval_samples}, batches of {BATCH} Caltech test images, "
+              f"median of {FLAGS.eval_batches} (first batch, compilation included, in brackets)\n")
         print("| model | prior | K | s/image | images/s | ratio to standard |")
         print("|---|---|---|---|---|---|")
         for m in model_names:
             base = None
             for p, k in (("standard", 0), ("vamp", 500)):
                 seconds, first = time_evaluation(configs[(m, p, k)], caltech.test,
-                                                 FLAGS.eval_samples, FLAGS.eval_images)
+                                                 FLAGS.eval_samples, FLAGS.eval_batches)
                 base = base or seconds
-                print(f"| {m} | {p} | {k or '-'} | {seconds:.4f} ({first:.1f} s first) | "
+                print(f"| {m} | {p} | {k or '-'} | {seconds:.4f} ({first:.1f} s) | "
                       f"{1 / seconds:.1f} | {seconds / base:.2f} |")
 
     if FLAGS.rss:
