@@ -43,6 +43,7 @@ flags.DEFINE_integer("steps_per_round", 41, "Training steps per round (41 = one 
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples per test image.")
 flags.DEFINE_integer("eval_batches", 3, "Batches of 100 test images timed per evaluation configuration.")
 flags.DEFINE_integer("matmul_size", 1024, "n of the n x n x n matmul measuring throughput.")
+flags.DEFINE_integer("steps_per_execution", 1, "Keras compile(steps_per_execution=...); the trainer uses 1.")
 flags.DEFINE_boolean("rss", True, "Measure the peak RSS of a training subprocess.")
 flags.DEFINE_string("rss_child", None, "Internal: train this model in this process and print its peak RSS.")
 
@@ -55,7 +56,8 @@ def build(model_name, prior, num_components, jit_compile=True):
     model = models.build_model(
         model_name, input_shape=(28, 28, 1), likelihood="bernoulli", prior=prior,
         num_components=max(num_components, 1), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=jit_compile)
+    model.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=jit_compile,
+                  steps_per_execution=FLAGS.steps_per_execution)
     return model
 
 
@@ -102,19 +104,23 @@ class StepTimer(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
+    def on_train_batch_end(self, batch, logs=None):  # once per execution of steps_per_execution steps
+        self.times.append((time.perf_counter() - self._start) / self.model.steps_per_execution)
+
+
+@tf.function(jit_compile=True)
+def _matmul(a, b):
+    return tf.matmul(a, b)
 
 
 def matmul_seconds(n, repeats=10):
     a = tf.random.normal([n, n])
     b = tf.random.normal([n, n])
-    matmul = tf.function(lambda a, b: tf.matmul(a, b), jit_compile=True)
-    matmul(a, b).numpy()
+    _matmul(a, b).numpy()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        matmul(a, b).numpy()
+        _matmul(a, b).numpy()
         times.append(time.perf_counter() - start)
     return times
 
