@@ -23,11 +23,64 @@ def diagonal_gaussian(mean, log_variance):
     )
 
 
-def uniform_mixture(components):
-    """``(1/K) sum_k components[k]``: the components' first batch axis is k."""
-    num_components = tf.shape(components.mean())[0]
-    weights = tfd.Categorical(logits=tf.zeros([num_components]))
-    return tfd.MixtureSameFamily(weights, components)
+class DiagonalGaussianMixture(tfd.MixtureSameFamily):
+    """``(1/K) sum_k N(z | loc_k, diag(exp(log_variance_k)))``: the one mixture
+    density of the MoG prior and the VampPrior (paper, Eq. 9).
+
+    A ``tfd.MixtureSameFamily`` of ``diagonal_gaussian(loc, log_variance)``
+    components (``loc`` and ``log_variance`` are ``[K, d]``) with uniform
+    weights: sampling, mean and the rest are TFP's. Only ``log_prob`` is
+    computed differently, with one matmul instead of a ``[N, K, d]`` broadcast:
+    with precisions ``P = exp(-log_variance)``,
+    ``sum_j (z_j - m_kj)^2 P_kj = [z^2, z] . [P_k, -2 m_k P_k] + sum_j m_kj^2 P_kj``.
+    In float32 this expansion loses about ``1e-7 * sum_j z_j^2 P_kj`` nats to
+    cancellation (below 1e-3 nats for the paper's bounded log-variances).
+    """
+
+    def __init__(self, loc, log_variance, validate_args=False, allow_nan_stats=True,
+                 name="DiagonalGaussianMixture"):
+        parameters = dict(locals())
+        with tf.name_scope(name) as name:
+            self._loc = tf.convert_to_tensor(loc, dtype_hint=tf.float32)
+            self._log_variance = tf.convert_to_tensor(log_variance, dtype_hint=tf.float32)
+            if self._loc.shape.rank != 2 or self._log_variance.shape.rank != 2:
+                raise ValueError(
+                    "loc and log_variance must be [num_components, latent_dim] matrices, "
+                    f"got shapes {self._loc.shape} and {self._log_variance.shape}")
+            num_components = tf.shape(self._loc)[0]
+            super().__init__(
+                tfd.Categorical(logits=tf.zeros([num_components], self._loc.dtype)),
+                diagonal_gaussian(self._loc, self._log_variance),
+                validate_args=validate_args, allow_nan_stats=allow_nan_stats, name=name)
+        self._parameters = parameters
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict(loc=tfp.util.ParameterProperties(event_ndims=2),
+                    log_variance=tfp.util.ParameterProperties(event_ndims=2))
+
+    @property
+    def loc(self):
+        return self._loc
+
+    @property
+    def log_variance(self):
+        return self._log_variance
+
+    def _log_prob(self, z):
+        loc, log_variance = self._loc, self._log_variance
+        latent_dim = tf.shape(loc)[-1]
+        precision = tf.exp(-log_variance)  # [K, d]
+        flat = tf.reshape(z, [-1, latent_dim])  # [N, d]
+        quadratic = tf.matmul(
+            tf.concat([tf.square(flat), flat], axis=-1),
+            tf.concat([precision, -2.0 * loc * precision], axis=-1),
+            transpose_b=True,
+        ) + tf.reduce_sum(tf.square(loc) * precision + log_variance, axis=-1)  # [N, K]
+        log_2pi = tf.math.log(2.0 * np.pi) * tf.cast(latent_dim, z.dtype)
+        log_weights = tf.math.log_softmax(self.mixture_distribution.logits_parameter())
+        log_prob = tf.reduce_logsumexp(-0.5 * (quadratic + log_2pi) + log_weights, axis=-1)
+        return tf.reshape(log_prob, tf.shape(z)[:-1])
 
 
 class Prior(keras.layers.Layer):
@@ -73,7 +126,7 @@ class MixtureOfGaussiansPrior(Prior):
         self.log_variances = self.add_weight(shape=shape, initializer="zeros", name="log_variances")
 
     def distribution(self):
-        return uniform_mixture(diagonal_gaussian(self.means, self.log_variances))
+        return DiagonalGaussianMixture(self.means, self.log_variances)
 
     def get_config(self):
         config = super().get_config()
@@ -132,7 +185,7 @@ class VampPrior(Prior):
 
     def distribution(self):
         mean, log_variance = self.encoder(self.pseudo_inputs())
-        return uniform_mixture(diagonal_gaussian(mean, log_variance))
+        return DiagonalGaussianMixture(mean, log_variance)
 
     def get_config(self):
         """The prior's settings; ``encoder`` is shared with its model, which
