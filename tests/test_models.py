@@ -33,19 +33,20 @@ def test_negative_elbo_with_warm_up():
 
 def test_importance_sampling_estimator_matches_logmeanexp():
     rng = np.random.default_rng(0)
-    draws = [rng.normal(size=(n, 3)).astype("float32") for n in (4, 4, 2)]
+    draws = [rng.normal(size=(4, 3)).astype("float32") for _ in range(3)]
     calls = iter(draws)
     zeros = np.zeros((1, 3), "float32")
 
     def log_terms(n):
-        chunk = next(calls)
-        assert chunk.shape[0] == n
-        return LogTerms(chunk, zeros, zeros)
+        assert int(n) == 4  # 10 samples in 3 equal chunks of at most 4
+        return LogTerms(next(calls), zeros, zeros)
 
     estimate = importance_sampled_log_likelihood(log_terms, num_samples=10, chunk_size=4)
-    all_weights = np.concatenate(draws)
-    expected = np.log(np.mean(np.exp(all_weights), axis=0))
+    used_weights = np.concatenate(draws)[:10]
+    expected = np.log(np.mean(np.exp(used_weights), axis=0))
     np.testing.assert_allclose(estimate.numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="num_samples"):
+        importance_sampled_log_likelihood(log_terms, num_samples=0, chunk_size=4)
 
 
 def test_importance_sampling_is_above_elbo_and_tightens(caltech, trained_vae):

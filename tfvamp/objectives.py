@@ -46,46 +46,18 @@ def importance_sampled_log_likelihood(log_terms_fn, num_samples, chunk_size):
     """``log p(x) ~= logsumexp_s log w_s - log S`` per image, shape ``[B]``.
 
     ``log_terms_fn(n)`` returns the ``LogTerms`` of ``n`` fresh samples for the
-    same batch of images. Samples are drawn ``chunk_size`` at a time (the last
-    chunk may be smaller), so memory does not grow with ``num_samples``.
-    Whatever ``log_terms_fn`` closes over (the prior's distribution, with its
-    encoded pseudo-inputs) is computed once, not once per chunk.
-
-    ``num_samples`` and ``chunk_size`` may also be int32 scalar tensors (a
-    serving signature's inputs); then every chunk has the same size
-    ``ceil(num_samples / num_chunks)`` and the few surplus samples of the last
-    chunk are dropped.
+    same batch of images. Samples are drawn in equal chunks of at most
+    ``chunk_size`` (the few surplus samples of the last chunk are dropped), so
+    memory does not grow with ``num_samples``. Whatever ``log_terms_fn`` closes
+    over (the prior's distribution, with its encoded pseudo-inputs) is computed
+    once, not once per chunk. ``num_samples`` and ``chunk_size`` may be Python
+    ints or int32 scalar tensors (a serving signature's inputs).
     """
-    if tf.get_static_value(num_samples) is None or tf.get_static_value(chunk_size) is None:
-        return _dynamic_importance_sampled_log_likelihood(log_terms_fn, num_samples, chunk_size)
-    num_samples = int(num_samples)
-    chunk_size = int(min(chunk_size, num_samples))
-    if num_samples < 1:
+    if isinstance(num_samples, int) and num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    num_full_chunks, remainder = divmod(num_samples, chunk_size)
-    chunks = []
-    if num_full_chunks:
-        def one_chunk(_):
-            return log_importance_weights(log_terms_fn(chunk_size))
-
-        full = tf.map_fn(
-            one_chunk,
-            tf.range(num_full_chunks),
-            fn_output_signature=tf.TensorSpec(None, tf.float32),
-            parallel_iterations=1,
-        )  # [num_full_chunks, chunk_size, B]
-        chunks.append(tf.reshape(full, [num_full_chunks * chunk_size, -1]))
-    if remainder:
-        chunks.append(log_importance_weights(log_terms_fn(remainder)))
-    log_weights = tf.concat(chunks, axis=0)  # [S, B]
-    return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(float(num_samples))
-
-
-def _dynamic_importance_sampled_log_likelihood(log_terms_fn, num_samples, chunk_size):
-    """``importance_sampled_log_likelihood`` for sizes known only when the graph runs."""
     num_samples = tf.convert_to_tensor(num_samples, tf.int32)
     tf.debugging.assert_positive(num_samples, message="num_samples must be >= 1")
-    chunk_size = tf.minimum(tf.cast(chunk_size, tf.int32), num_samples)
+    chunk_size = tf.minimum(tf.convert_to_tensor(chunk_size, tf.int32), num_samples)
     num_chunks = (num_samples + chunk_size - 1) // chunk_size
     chunk_size = (num_samples + num_chunks - 1) // num_chunks
     chunks = tf.map_fn(
