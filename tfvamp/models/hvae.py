@@ -23,17 +23,21 @@ from tfvamp.priors import diagonal_gaussian, make_prior
 class HVAE(LatentVariableModel):
     """HVAE (L = 2) with GatedDense networks of width 300 and ``z1 = z2 = latent_dim``.
 
+    ``conv_filters`` (64 in the paper) is the width of the convolutional parts
+    of the convHVAE and the PixelHVAE.
+
     ``sample`` draws ``z2 ~ p(z2)``, ``z1 ~ p(z1|z2)`` and returns the mean of
     ``p(x|z1,z2)``; ``decode(z2)`` uses the mean of ``p(z1|z2)`` instead.
     """
 
     build_parts = staticmethod(networks.mlp_hvae_parts)
 
-    def __init__(self, input_shape, **kwargs):
+    def __init__(self, input_shape, conv_filters=64, **kwargs):
         init_data = kwargs.pop("pseudo_inputs_init_data", None)
         super().__init__(input_shape, **kwargs)
+        self.conv_filters = int(conv_filters)
         parts = self.build_parts(self.image_shape, self.latent_dim, self.likelihood.num_params,
-                                 self.hidden_units)
+                                 self.hidden_units, self.conv_filters)
         self.q_z2, self.q_z1_features, self.q_z1 = parts.q_z2, parts.q_z1_features, parts.q_z1
         self.p_z1, self.p_x, self.pixelcnn = parts.p_z1, parts.p_x, parts.pixelcnn
         self.prior = make_prior(
@@ -42,6 +46,9 @@ class HVAE(LatentVariableModel):
             init_std=self.pseudo_inputs_init_std, init_data=init_data, seed=self.seed,
         )
         self.built = True  # every part is built above
+
+    def get_config(self):
+        return {**super().get_config(), "conv_filters": self.conv_filters}
 
     def _x_params(self, z1, z2, x):
         """Parameters of ``p(x|z1,z2)``, ``[..., H, W, C, P]``; an autoregressive

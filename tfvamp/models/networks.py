@@ -41,25 +41,29 @@ def _params_head(features, output_shape, num_params):
 
 
 # -- convolutional parts (the authors' convHVAE) --------------------------------------
-# (filters, kernel size, stride) of the encoders' gated convolutions.
-CONV_ENCODER_Z2 = ((32, 7, 1), (32, 3, 2), (64, 5, 1), (64, 3, 2), (6, 3, 1))
-CONV_ENCODER_Z1 = ((32, 3, 1), (32, 3, 2), (64, 3, 1), (64, 3, 2), (6, 3, 1))
+# (kernel size, stride) of the encoders' gated convolutions; with ``filters = 64``
+# their widths are 32, 32, 64, 64 and 6 (the authors' convHVAE).
+CONV_ENCODER_Z2 = ((7, 1), (3, 2), (5, 1), (3, 2), (3, 1))
+CONV_ENCODER_Z1 = ((3, 1), (3, 2), (3, 1), (3, 2), (3, 1))
+OUTPUT_MAPS = 6
 
 
-def gated_conv_features(input_shape, layers=CONV_ENCODER_Z2, name="conv_features"):
-    """Images -> gated convolutions ('same' padding) -> flattened features."""
+def gated_conv_features(input_shape, layers=CONV_ENCODER_Z2, filters=64, name="conv_features"):
+    """Images -> gated convolutions ('same' padding) of widths ``filters/2,
+    filters/2, filters, filters, 6`` -> flattened features."""
+    widths = (filters // 2, filters // 2, filters, filters, OUTPUT_MAPS)
     images = keras.Input(shape=input_shape, name="images")
     h = images
-    for i, (filters, kernel_size, strides) in enumerate(layers):
-        h = GatedConv2D(filters, kernel_size, strides, name=f"gated_conv_{i + 1}")(h)
+    for i, (width, (kernel_size, strides)) in enumerate(zip(widths, layers)):
+        h = GatedConv2D(width, kernel_size, strides, name=f"gated_conv_{i + 1}")(h)
     return keras.Model(images, keras.layers.Flatten()(h), name=name)
 
 
-def gated_conv_encoder(input_shape, latent_dim, name="encoder"):
+def gated_conv_encoder(input_shape, latent_dim, filters=64, name="encoder"):
     """convHVAE's ``q(z2|x)``: gated convs 7x7/32, 3x3 s2/32, 5x5/64, 3x3 s2/64,
     3x3/6, flatten, then (mean, log-variance)."""
     images = keras.Input(shape=input_shape, name="images")
-    h = gated_conv_features(input_shape, CONV_ENCODER_Z2, name="features")(images)
+    h = gated_conv_features(input_shape, CONV_ENCODER_Z2, filters, name="features")(images)
     mean, log_variance = DiagonalGaussianHead(latent_dim, name="gaussian")(h)
     return keras.Model(images, [mean, log_variance], name=name)
 
@@ -243,8 +247,9 @@ def q_z1_joint(feature_dim, latent_dim, z2_units, hidden_units=300, name="q_z1")
     return keras.Model([features, z2], [mean, log_variance], name=name)
 
 
-def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300):
-    """HVAE (L = 2): every network of GatedDense layers of width 300."""
+def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300, conv_filters=None):
+    """HVAE (L = 2): every network of GatedDense layers of width 300 (no convolutions,
+    so ``conv_filters`` is unused)."""
     features = keras.Sequential(
         [keras.Input(image_shape), keras.layers.Flatten(),
          GatedDense(hidden_units, name="gated_dense_x")], name="q_z1_features")
@@ -263,31 +268,33 @@ def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300):
     )
 
 
-def _conv_encoder_parts(image_shape, latent_dim, hidden_units):
-    features = gated_conv_features(image_shape, CONV_ENCODER_Z1, name="q_z1_features")
+def _conv_encoder_parts(image_shape, latent_dim, hidden_units, conv_filters):
+    features = gated_conv_features(image_shape, CONV_ENCODER_Z1, conv_filters,
+                                   name="q_z1_features")
     feature_dim = int(features.output.shape[-1])
     return dict(
-        q_z2=gated_conv_encoder(image_shape, latent_dim, name="q_z2"),
+        q_z2=gated_conv_encoder(image_shape, latent_dim, conv_filters, name="q_z2"),
         q_z1_features=features,
         q_z1=q_z1_joint(feature_dim, latent_dim, feature_dim, hidden_units),
         p_z1=gated_mlp_encoder((latent_dim,), latent_dim, hidden_units, name="p_z1"),
     )
 
 
-def conv_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300):
+def conv_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300, conv_filters=64):
     """convHVAE: the HVAE with gated-convolutional encoders and decoder."""
     return HierarchyParts(
-        **_conv_encoder_parts(image_shape, latent_dim, hidden_units),
-        p_x=gated_conv_decoder((latent_dim, latent_dim), image_shape, num_params),
+        **_conv_encoder_parts(image_shape, latent_dim, hidden_units, conv_filters),
+        p_x=gated_conv_decoder((latent_dim, latent_dim), image_shape, num_params, conv_filters),
     )
 
 
-def pixel_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300):
+def pixel_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300, conv_filters=64):
     """PixelHVAE: the convHVAE's encoders; ``p(x|z1,z2)`` a PixelCNN (8 masked
     3x3/64 layers, mask A then B) conditioned on image-sized maps of z1 and z2."""
     p_x = latents_to_image_maps((latent_dim, latent_dim), image_shape, name="p_x")
     return HierarchyParts(
-        **_conv_encoder_parts(image_shape, latent_dim, hidden_units),
+        **_conv_encoder_parts(image_shape, latent_dim, hidden_units, conv_filters),
         p_x=p_x,
-        pixelcnn=PixelCNN(image_shape, int(p_x.output.shape[-1]), num_params, name="pixelcnn"),
+        pixelcnn=PixelCNN(image_shape, int(p_x.output.shape[-1]), num_params,
+                          filters=conv_filters, name="pixelcnn"),
     )
