@@ -25,6 +25,8 @@ flags.DEFINE_enum("dataset", "caltech", sorted(datasets.DATASETS), "Dataset to t
 flags.DEFINE_enum("model", "vae", sorted(models.MODELS), "Model of the paper.")
 flags.DEFINE_enum("prior", "vamp", list(priors.PRIORS), "Prior over the (top) latent.")
 flags.DEFINE_integer("num_components", 500, "K: pseudo-inputs of the VampPrior / MoG components.", lower_bound=1)
+flags.DEFINE_enum("pseudo_inputs_init", "random", ["random", "data"],
+                  "VampPrior pseudo-inputs: N(mean, std) of the dataset (random) or K training images (data).")
 flags.DEFINE_integer("latent_dim", 40, "Size of each latent level.", lower_bound=1)
 flags.DEFINE_integer("hidden_units", 300, "Width of the gated layers.", lower_bound=1)
 flags.DEFINE_integer("epochs", 2000, "Maximum number of epochs.", lower_bound=1)
@@ -61,6 +63,7 @@ def build_model_for(dataset, config):
         num_components=config["num_components"],
         pseudo_inputs_init_mean=init_mean,
         pseudo_inputs_init_std=init_std,
+        pseudo_inputs_init_data=dataset.train if config["pseudo_inputs_init"] == "data" else None,
         seed=config["seed"],
     )
 

@@ -1,8 +1,9 @@
 """The paper's models, selectable by name."""
 from tfvamp.models.base import LatentVariableModel
+from tfvamp.models.hvae import HVAE, ConvHVAE, PixelHVAE
 from tfvamp.models.vae import VAE
 
-MODELS = {"vae": VAE}
+MODELS = {"vae": VAE, "hvae": HVAE, "convhvae": ConvHVAE, "pixelhvae": PixelHVAE}
 
 
 def build_model(name, **kwargs):
@@ -14,4 +15,5 @@ def build_model(name, **kwargs):
     return model_class(**kwargs)
 
 
-__all__ = ["LatentVariableModel", "MODELS", "VAE", "build_model"]
+__all__ = ["ConvHVAE", "HVAE", "LatentVariableModel", "MODELS", "PixelHVAE", "VAE",
+           "build_model"]

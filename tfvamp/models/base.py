@@ -15,6 +15,9 @@ from tfvamp.likelihoods import get_likelihood
 class LatentVariableModel(keras.Model):
     """Base class of the paper's VAEs.
 
+    ``max_rows_per_chunk`` caps the (sample, image) pairs decoded at once by
+    ``log_likelihood``, to bound memory.
+
     Args:
       input_shape: image shape ``(H, W, C)``.
       likelihood: ``"bernoulli"`` or ``"discretized_logistic"``.
@@ -28,6 +31,8 @@ class LatentVariableModel(keras.Model):
         pseudo-inputs from instead (not part of the config).
       seed: seed of the model's sampling.
     """
+
+    max_rows_per_chunk = 10_000
 
     def __init__(
         self,
@@ -135,11 +140,12 @@ class LatentVariableModel(keras.Model):
         """Importance-sampled ``log p(x)`` per image (paper, Sec. 5).
 
         Pass ``prior`` (from ``prior_distribution()``) to reuse encoded
-        pseudo-inputs across batches.
+        pseudo-inputs across batches. ``chunk_size`` samples are drawn at a
+        time, at most ``max_rows_per_chunk / batch size``.
         """
         prior = self.prior_distribution() if prior is None else prior
-        if chunk_size is None:
-            chunk_size = default_chunk_size(tf.shape(x)[0])
+        largest = default_chunk_size(tf.shape(x)[0], self.max_rows_per_chunk)
+        chunk_size = largest if chunk_size is None else min(int(chunk_size), largest)
         return objectives.importance_sampled_log_likelihood(
             lambda n: self.log_terms(x, prior, n), num_samples, chunk_size
         )
@@ -161,6 +167,22 @@ def default_chunk_size(batch_size, rows_per_chunk=10_000):
     if isinstance(batch_size, tf.Tensor):
         batch_size = int(tf.get_static_value(batch_size) or 100)
     return max(1, rows_per_chunk // max(1, batch_size))
+
+
+def map_rows(fn, *tensors, event_ranks=None):
+    """Applies ``fn`` (one positional argument per tensor) to tensors with the same leading axes (e.g. ``[S, B]``).
+
+    ``event_ranks`` gives each tensor's number of trailing (per-row) axes,
+    1 by default. The leading axes are flattened into one batch axis for the
+    network and restored on each of ``fn``'s outputs.
+    """
+    event_ranks = event_ranks or (1,) * len(tensors)
+    leading = tf.shape(tensors[0])[:tf.rank(tensors[0]) - event_ranks[0]]
+    flat = [tf.reshape(t, tf.concat([[-1], tf.shape(t)[tf.rank(t) - r:]], 0))
+            for t, r in zip(tensors, event_ranks)]
+    outputs = fn(*flat)
+    return tf.nest.map_structure(
+        lambda out: tf.reshape(out, tf.concat([leading, tf.shape(out)[1:]], 0)), outputs)
 
 
 def _images(data):

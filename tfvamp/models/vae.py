@@ -1,8 +1,7 @@
 """The one-level VAE (L = 1) of the paper."""
 import keras
-import tensorflow as tf
 
-from tfvamp.models.base import LatentVariableModel
+from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder
 from tfvamp.objectives import LogTerms
 from tfvamp.priors import diagonal_gaussian, make_prior
@@ -34,9 +33,7 @@ class VAE(LatentVariableModel):
 
     def _decoder_params(self, z):
         """Likelihood parameters for latents of any leading shape ``[..., d]``."""
-        leading = tf.shape(z)[:-1]
-        params = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
-        return tf.reshape(params, tf.concat([leading, tf.shape(params)[1:]], axis=0))
+        return map_rows(self.decoder, z)
 
     def log_terms(self, x, prior, num_samples=1):
         posterior = diagonal_gaussian(*self.encoder(x))

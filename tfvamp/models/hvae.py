@@ -1,0 +1,115 @@
+"""The two-level models of the paper (L = 2): HVAE, convHVAE and PixelHVAE.
+
+One class, ``HVAE``; the convHVAE and the PixelHVAE differ from it only in the
+networks they plug in (``networks.HierarchyParts``). The densities are
+
+    q(z1, z2 | x) = q(z2 | x) q(z1 | x, z2),    p(x, z1, z2) = p(x | z1, z2) p(z1 | z2) p(z2),
+
+with the prior (standard, MoG or VampPrior) on the top latent z2; the
+VampPrior's components are ``q(z2 | u_k)``, the same encoder as ``q(z2 | x)``.
+The ELBO and the importance-sampled log-likelihood are the shared ones of
+``LatentVariableModel``, fed with both levels' terms.
+"""
+import keras
+import tensorflow as tf
+
+from tfvamp.models import networks
+from tfvamp.models.base import LatentVariableModel, map_rows
+from tfvamp.objectives import LogTerms
+from tfvamp.priors import diagonal_gaussian, make_prior
+
+
+@keras.saving.register_keras_serializable(package="tfvamp")
+class HVAE(LatentVariableModel):
+    """HVAE (L = 2) with GatedDense networks of width 300 and ``z1 = z2 = latent_dim``.
+
+    ``conv_filters`` (64 in the paper) is the width of the convolutional parts
+    of the convHVAE and the PixelHVAE.
+
+    ``sample`` draws ``z2 ~ p(z2)``, ``z1 ~ p(z1|z2)`` and returns the mean of
+    ``p(x|z1,z2)``; ``decode(z2)`` uses the mean of ``p(z1|z2)`` instead.
+    """
+
+    build_parts = staticmethod(networks.mlp_hvae_parts)
+
+    def __init__(self, input_shape, conv_filters=64, **kwargs):
+        init_data = kwargs.pop("pseudo_inputs_init_data", None)
+        super().__init__(input_shape, **kwargs)
+        self.conv_filters = int(conv_filters)
+        parts = self.build_parts(self.image_shape, self.latent_dim, self.likelihood.num_params,
+                                 self.hidden_units, self.conv_filters)
+        self.q_z2, self.q_z1_features, self.q_z1 = parts.q_z2, parts.q_z1_features, parts.q_z1
+        self.p_z1, self.p_x, self.pixelcnn = parts.p_z1, parts.p_x, parts.pixelcnn
+        self.prior = make_prior(
+            self.prior_name, self.latent_dim, self.num_components, encoder=self.q_z2,
+            input_shape=self.image_shape, init_mean=self.pseudo_inputs_init_mean,
+            init_std=self.pseudo_inputs_init_std, init_data=init_data, seed=self.seed,
+        )
+        self.built = True  # every part is built above
+
+    def get_config(self):
+        return {**super().get_config(), "conv_filters": self.conv_filters}
+
+    def _x_params(self, z1, z2, x):
+        """Parameters of ``p(x|z1,z2)``, ``[..., H, W, C, P]``; an autoregressive
+        decoder is teacher-forced with ``x`` (broadcast over the leading axes)."""
+        if self.pixelcnn is None:
+            return map_rows(lambda z1, z2: self.p_x([z1, z2]), z1, z2)
+        x = tf.broadcast_to(x, tf.concat([tf.shape(z1)[:-1], tf.shape(x)[-3:]], 0))
+        return map_rows(lambda z1, z2, x: self.pixelcnn(x, self.p_x([z1, z2])), z1, z2, x,
+                        event_ranks=(1, 1, 3))
+
+    def log_terms(self, x, prior, num_samples=1):
+        q_z2 = diagonal_gaussian(*self.q_z2(x))
+        z2 = q_z2.sample(num_samples, seed=self.next_seed())  # [S, B, d]
+        features = self.q_z1_features(x)
+        features = tf.broadcast_to(features, tf.concat([[num_samples], tf.shape(features)], 0))
+        q_z1 = diagonal_gaussian(*map_rows(lambda f, z2: self.q_z1([f, z2]), features, z2))
+        z1 = q_z1.sample(seed=self.next_seed())
+        p_z1 = diagonal_gaussian(*map_rows(self.p_z1, z2))
+        return LogTerms(
+            log_likelihood=self.likelihood.log_prob(self._x_params(z1, z2, x), x),
+            log_prior=prior.log_prob(z2) + p_z1.log_prob(z1),
+            log_posterior=q_z2.log_prob(z2) + q_z1.log_prob(z1),
+        )
+
+    def encode(self, x):
+        """Mean and log-variance of ``q(z2|x)``."""
+        return self.q_z2(x)
+
+    def _generate(self, z1, z2):
+        """The mean of ``p(x|z1,z2)``; for an autoregressive decoder, a sample
+        drawn pixel by pixel (its mean has no closed form)."""
+        if self.pixelcnn is None:
+            return self.likelihood.mean(self.p_x([z1, z2]))
+        return self.pixelcnn.sample(self.p_x([z1, z2]), self.likelihood, self.next_seed())
+
+    def decode(self, z):
+        """Images from top latents ``z2``, through the mean of ``p(z1|z2)``."""
+        z1, _ = self.p_z1(z)
+        return self._generate(z1, z)
+
+    def generate_from_top(self, z_top):
+        """Ancestral sampling below ``z2``: ``z1 ~ p(z1|z2)``, then ``_generate``."""
+        z1 = diagonal_gaussian(*self.p_z1(z_top)).sample(seed=self.next_seed())
+        return self._generate(z1, z_top)
+
+
+@keras.saving.register_keras_serializable(package="tfvamp")
+class ConvHVAE(HVAE):
+    """convHVAE (L = 2): the HVAE with gated-convolutional encoders and decoder."""
+
+    build_parts = staticmethod(networks.conv_hvae_parts)
+
+
+@keras.saving.register_keras_serializable(package="tfvamp")
+class PixelHVAE(HVAE):
+    """PixelHVAE (L = 2): the convHVAE with a PixelCNN ``p(x|z1,z2)``.
+
+    The ELBO uses teacher forcing; ``sample``, ``decode`` and ``reconstruct``
+    draw images pixel by pixel (XLA-compiled), so they return samples of
+    ``p(x|z1,z2)``, not means.
+    """
+
+    build_parts = staticmethod(networks.pixel_hvae_parts)
+    max_rows_per_chunk = 1000  # a PixelCNN pass per (sample, image) row is costly in memory
