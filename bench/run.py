@@ -146,8 +146,7 @@ def time_evaluation(model, images, num_samples, num_batches):
     """Seconds per test image: median over batches of ``BATCH`` images of the
     compiled per-batch evaluation that ``tfvamp.evaluation.evaluate`` runs, after
     one warm-up (compilation) batch; the prior is encoded once, as there."""
-    evaluate_batch = evaluation.make_batch_evaluator(
-        model, num_samples, evaluation.eval_chunk_size(BATCH))
+    evaluate_batch = evaluation.make_batch_evaluator(model, num_samples)
     prior = model.prior_distribution()
     times = []
     for index in range(num_batches + 1):

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import scipy.stats
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from conftest import SHARED_DATA
 from test_cli import run_trainer
 from tfvamp.datasets import load_dataset
 from tfvamp.models import MODELS, build_model
 from tfvamp.objectives import negative_elbo
-from tfvamp.priors import VampPrior, diagonal_gaussian, uniform_mixture
+from tfvamp.priors import VampPrior, diagonal_gaussian
 
 TWO_LEVEL = ("hvae", "convhvae", "pixelhvae")
 
@@ -124,10 +125,9 @@ def test_vampprior_samples_cover_components_uniformly():
     assert scipy.stats.chisquare(counts).pvalue > 1e-3, counts
 
     skewed = tf.constant(np.r_[np.full(num_components - 1, 1.0), 1.3], tf.float32)
-    skewed_mixture = uniform_mixture(diagonal_gaussian(means, np.full_like(means, -8.0)))
-    skewed_mixture = type(skewed_mixture)(
-        type(skewed_mixture.mixture_distribution)(probs=skewed / tf.reduce_sum(skewed)),
-        skewed_mixture.components_distribution)
+    skewed_mixture = tfp.distributions.MixtureSameFamily(
+        tfp.distributions.Categorical(probs=skewed / tf.reduce_sum(skewed)),
+        diagonal_gaussian(means, np.full_like(means, -8.0)))
     skewed_counts = _nearest_component_counts(skewed_mixture, means, num_samples)
     assert scipy.stats.chisquare(skewed_counts).pvalue < 1e-3, skewed_counts
 

@@ -2,7 +2,6 @@
 import numpy as np
 import tensorflow as tf
 
-from tfvamp.models.base import default_chunk_size
 from tfvamp.objectives import negative_elbo
 
 
@@ -13,9 +12,9 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None):
     for the whole evaluation. Returns a dict with the per-image
     ``log_likelihood`` (IS estimate with ``num_samples`` samples, nats) and
     ``elbo``, ``reconstruction`` and ``kl`` per image (single-sample, beta = 1),
-    and their means ``mean_*``.
+    and their means ``mean_*``. ``chunk_size`` samples per image are drawn at
+    a time (default: the model's ``rows_per_chunk / batch_size``).
     """
-    chunk_size = chunk_size or eval_chunk_size(batch_size)
     evaluate_batch = make_batch_evaluator(model, num_samples, chunk_size)
     prior = model.prior_distribution()
     outputs = [[], [], [], []]
@@ -29,13 +28,7 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None):
     return results
 
 
-def eval_chunk_size(batch_size):
-    """Samples per chunk: about 1000 decoded latents per chunk kept the
-    decoder's output in cache and measured fastest on CPU (bench/)."""
-    return default_chunk_size(batch_size, rows_per_chunk=1000)
-
-
-def make_batch_evaluator(model, num_samples, chunk_size):
+def make_batch_evaluator(model, num_samples, chunk_size=None):
     """A ``tf.function`` ``f(x, prior)`` giving, for a batch ``x``, the IS
     log-likelihood and the ELBO, reconstruction and KL per image; ``prior`` is
     ``model.prior_distribution()``, computed once by the caller and reused.

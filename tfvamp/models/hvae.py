@@ -112,4 +112,4 @@ class PixelHVAE(HVAE):
     """
 
     build_parts = staticmethod(networks.pixel_hvae_parts)
-    max_rows_per_chunk = 1000  # a PixelCNN pass per (sample, image) row is costly in memory
+    rows_per_chunk = 200  # a PixelCNN pass per (sample, image) row is costly in memory
