@@ -93,8 +93,13 @@ class LatentVariableModel(keras.Model):
 
     # -- shared by every model -------------------------------------------------
     def next_seed(self):
-        """A fresh stateless seed for TFP's ``sample``."""
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        """A fresh stateless seed for TFP's ``sample``, different on every
+        replica of a ``tf.distribute`` strategy."""
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return seed
 
     def prior_distribution(self):
         """p(z) of the top latent; for the VampPrior this encodes the K
@@ -110,10 +115,17 @@ class LatentVariableModel(keras.Model):
         return objectives.negative_elbo(terms, beta)
 
     def train_step(self, data):
+        """One Adam step on the batch-mean negative ELBO with the current beta.
+
+        Under a ``tf.distribute`` strategy every replica sees part of the
+        global batch and the optimizer sums the replicas' gradients, so each
+        replica divides its sum of losses by the global number of images:
+        2 replicas then compute the same loss and gradients as 1.
+        """
         x = _images(data)
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, beta=self.beta)
-            loss = tf.reduce_mean(terms.loss)
+            loss = tf.reduce_sum(terms.loss) / _global_batch_size(terms.loss)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self._update_metrics(terms)
@@ -122,10 +134,16 @@ class LatentVariableModel(keras.Model):
         return self._update_metrics(self.elbo_terms(_images(data), beta=1.0))
 
     def _update_metrics(self, terms):
+        """Updates the running means; returns them over all replicas."""
         self.loss_tracker.update_state(terms.loss)
         self.reconstruction_tracker.update_state(terms.reconstruction)
         self.kl_tracker.update_state(terms.kl)
-        return {m.name: m.result() for m in self.metrics}
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return {m.name: m.result() for m in self.metrics}
+        # Each replica's trackers hold its own images only: sum totals and counts.
+        return {m.name: context.all_reduce("sum", m.total) / context.all_reduce("sum", m.count)
+                for m in self.metrics}
 
     @property
     def metrics(self):
@@ -161,6 +179,15 @@ def default_chunk_size(batch_size, rows_per_chunk=10_000):
     if isinstance(batch_size, tf.Tensor):
         batch_size = int(tf.get_static_value(batch_size) or 100)
     return max(1, rows_per_chunk // max(1, batch_size))
+
+
+def _global_batch_size(per_image):
+    """Images in this step over all replicas (as a float)."""
+    size = tf.cast(tf.shape(per_image)[0], per_image.dtype)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        size = context.all_reduce("sum", size)
+    return size
 
 
 def _images(data):
