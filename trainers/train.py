@@ -128,6 +128,7 @@ def _train_and_evaluate(config, callbacks, strategy, chief, write_dir):
                              seed=config["seed"] + initial_epoch),
             validation_data=dataset.pipeline("validation", config["batch_size"]),
             initial_epoch=initial_epoch,
+            shuffle=False,  # the pipeline shuffles
             epochs=config["epochs"],
             callbacks=[
                 KLWarmUp(config["warmup_epochs"]), guard, early_stopping, checkpoint,
