@@ -55,26 +55,28 @@ def make_strategy(name="auto"):
     """The ``tf.distribute.Strategy`` called ``name`` (see the module docstring)."""
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; valid: {list(STRATEGIES)}")
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical devices only: listing logical ones would initialise TensorFlow,
+    # after which MultiWorkerMirroredStrategy can no longer be created.
+    num_gpus = len(tf.config.list_physical_devices("GPU"))
     if name == "auto":
         if cluster_size() > 1:
             name = "multi_worker"
-        elif len(gpus) > 1:
+        elif num_gpus > 1:
             name = "mirrored"
         else:
             name = "one_device"
+    if name == "multi_worker":
+        if cluster_size() < 1:
+            raise ValueError("--strategy=multi_worker needs TF_CONFIG naming the cluster, e.g. "
+                             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                             '"task": {"type": "worker", "index": 0}}')
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if cluster_size() < 1:
-        raise ValueError("--strategy=multi_worker needs TF_CONFIG naming the cluster, e.g. "
-                         '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                         '"task": {"type": "worker", "index": 0}}')
-    return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if num_gpus else "/cpu:0")
+    devices = tf.config.list_logical_devices("GPU" if num_gpus else "CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def supports_jit(strategy):

@@ -138,12 +138,16 @@ class LatentVariableModel(keras.Model):
         self.loss_tracker.update_state(terms.loss)
         self.reconstruction_tracker.update_state(terms.reconstruction)
         self.kl_tracker.update_state(terms.kl)
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return {m.name: m.result() for m in self.metrics}
         # Each replica's trackers hold its own images only: sum totals and counts.
-        return {m.name: context.all_reduce("sum", m.total) / context.all_reduce("sum", m.count)
-                for m in self.metrics}
+        results = {m.name: _sum_over_replicas(tf.convert_to_tensor(m.total))
+                   / _sum_over_replicas(tf.convert_to_tensor(m.count)) for m in self.metrics}
+        strategy = tf.distribute.get_strategy()
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode()):
+            # Keras reduces a multi-worker step's outputs with reduce(MEAN, axis=0),
+            # which needs an axis: give each (already global) value one.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     @property
     def metrics(self):
@@ -183,11 +187,18 @@ def default_chunk_size(batch_size, rows_per_chunk=10_000):
 
 def _global_batch_size(per_image):
     """Images in this step over all replicas (as a float)."""
-    size = tf.cast(tf.shape(per_image)[0], per_image.dtype)
+    return _sum_over_replicas(tf.cast(tf.shape(per_image)[0], per_image.dtype))
+
+
+def _sum_over_replicas(value):
+    """``value`` summed over the replicas of the current strategy."""
     context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        size = context.all_reduce("sum", size)
-    return size
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    if not value.device:  # MultiWorkerMirroredStrategy may set no device scope
+        with tf.device(context.strategy.extended.worker_devices[0]):
+            value = tf.identity(value)
+    return context.all_reduce("sum", value)
 
 
 def _images(data):
