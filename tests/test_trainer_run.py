@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from conftest import REPO_ROOT
 from tfvamp import figures, models
-from tfvamp.callbacks import NonFiniteLossError, saved_best_epoch
+from tfvamp.callbacks import NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, saved_best_epoch
 from trainers import common, train
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
@@ -115,6 +115,41 @@ def test_resuming_with_other_model_flags_is_refused_and_loses_nothing(finished_r
     with pytest.raises(common.RunMismatchError, match="--hidden_units=32 \\(saved run: 16\\)"):
         train.train_and_evaluate(config_for(tmp_path, epochs=3, hidden_units=32))
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def _tiny_model():
+    model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
+                               hidden_units=4, num_components=3, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_checkpoint_repairs_a_crash_between_saving_the_state_and_the_best_weights(tmp_path):
+    model = _tiny_model()
+    early_stopping = PaperEarlyStopping(patience=5)
+    checkpoint = TrainingCheckpoint(str(tmp_path), model, early_stopping)
+    checkpoint.set_model(model)
+    early_stopping.set_model(model)
+    for epoch, val_loss in enumerate([3.0, 2.0]):
+        early_stopping.on_epoch_end(epoch, {"val_loss": val_loss})
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    assert os.listdir(tmp_path / "best") and sorted(os.listdir(tmp_path / "state"))
+    for name in os.listdir(tmp_path / "best"):
+        if name.startswith("epoch-2."):
+            os.remove(tmp_path / "best" / name)  # as if killed before the best weights were saved
+
+    restored = _tiny_model()
+    early_stopping = PaperEarlyStopping(patience=5)
+    resumed = TrainingCheckpoint(str(tmp_path), restored, early_stopping)
+    assert resumed.restore() == 2 and early_stopping.best_epoch == 2 and early_stopping.best == 2.0
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert saved_best_epoch(str(tmp_path)) == 2
+    best = _tiny_model()
+    tf.train.Checkpoint(model=list(best.variables)).restore(
+        os.path.join(tmp_path, "best", "epoch-2")).assert_existing_objects_matched()
+    for a, b in zip(best.variables, model.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def _read_until(process, pattern, timeout):

@@ -117,10 +117,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     ``directory/state/epoch-N`` holds every model variable (weights, beta, the
     sampling seed), the optimizer's variables, the completed epochs, the
-    early-stopping state and the history; ``directory/best/epoch-N`` holds the
-    model variables of the best validation epoch N. Both are written by
-    ``tf.train.CheckpointManager``: a checkpoint becomes visible only once
-    complete, so a crash mid-write leaves the previous one intact.
+    early-stopping state and the history (the last 2 kept);
+    ``directory/best/epoch-N`` holds the model variables of the best validation
+    epoch N. Both are written by ``tf.train.CheckpointManager``: a checkpoint
+    becomes visible only once complete, so a crash mid-write leaves the
+    previous one intact. A crash between the two saves is repaired by
+    ``restore``.
 
     Variables are checkpointed as flat lists in the model's own order, so a
     checkpoint restores into a model built with the same flags.
@@ -144,10 +146,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             tf.train.Checkpoint(model=model_variables, optimizer=list(model.optimizer.variables),
                                 trainer=trainer),
             os.path.join(directory, "state"), max_to_keep=2, checkpoint_name="epoch")
-        # Two kept: the previous best survives a crash between the two saves.
         self.best = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=model_variables), os.path.join(directory, "best"),
-            max_to_keep=2, checkpoint_name="epoch")
+            max_to_keep=1, checkpoint_name="epoch")
 
     def restore(self, directory=None):
         """Restores the latest state saved in ``directory`` (default: this
@@ -160,7 +161,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.early_stopping.best_epoch = int(self._best_epoch.numpy())
         self.early_stopping.wait = int(self._wait.numpy())
         self.history = json.loads(self._history.numpy().decode())
-        return int(self._epoch.numpy())
+        epoch = int(self._epoch.numpy())
+        best_epoch = self.early_stopping.best_epoch
+        own = os.path.normpath(directory or self.directory) == os.path.normpath(self.directory)
+        if own and epoch == best_epoch and not tf.io.gfile.exists(self.best_checkpoint_path() + ".index"):
+            # A crash came between saving the state and the best weights: the
+            # weights just restored are that best epoch's.
+            self.best.save(checkpoint_number=best_epoch)
+        return epoch
 
     def best_checkpoint_path(self):
         """The checkpoint of the best epoch the restored/saved state knows of."""
@@ -175,14 +183,15 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if self.guard is not None and self.guard.failure is not None:
             return  # keep the last good checkpoint
         self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        if self.early_stopping.improved:
-            self.best.save(checkpoint_number=epoch + 1)
         self._epoch.assign(epoch + 1)
         self._best.assign(self.early_stopping.best)
         self._best_epoch.assign(self.early_stopping.best_epoch)
         self._wait.assign(self.early_stopping.wait)
         self._history.assign(json.dumps(self.history))
+        # The state first: best weights are only ever written for an epoch it records.
         self.state.save(checkpoint_number=epoch + 1)
+        if self.early_stopping.improved:
+            self.best.save(checkpoint_number=epoch + 1)
 
 
 def best_checkpoint_path(directory, best_epoch):
