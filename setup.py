@@ -20,6 +20,7 @@ setup(
         "numpy",
         "scipy",  # .mat files
         "matplotlib",  # figures
+        "tensorboard==2.21.*",  # TensorBoard summaries (tf.summary needs it)
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -1,7 +1,17 @@
-"""Training schedule of the paper as Keras callbacks."""
+"""The paper's training schedule, crash-safe checkpoints and monitoring, as
+Keras callbacks.
+
+Pass them to ``fit`` in this order: ``KLWarmUp``, ``StopOnNonFiniteLoss``,
+``PaperEarlyStopping``, ``TrainingCheckpoint`` (it reads the two before it),
+then the monitoring ones.
+"""
+import json
 import math
+import os
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 
 def warmup_beta(epoch, warmup_epochs):
@@ -12,7 +22,8 @@ def warmup_beta(epoch, warmup_epochs):
 
 
 class KLWarmUp(keras.callbacks.Callback):
-    """Sets ``model.beta`` at the start of every epoch (linear warm-up)."""
+    """Sets ``model.beta`` at the start of every epoch (linear warm-up) and
+    logs it as ``beta``."""
 
     def __init__(self, warmup_epochs):
         super().__init__()
@@ -26,13 +37,14 @@ class KLWarmUp(keras.callbacks.Callback):
             logs["beta"] = float(self.model.beta.numpy())
 
 
-class EarlyStoppingWithBestWeights(keras.callbacks.Callback):
+class PaperEarlyStopping(keras.callbacks.Callback):
     """Early stopping on the validation loss, as the authors' code does it.
 
-    The best weights are remembered every epoch; the patience counter only runs
-    once the warm-up is over; training stops once the validation loss has not
-    improved for more than ``patience`` epochs, and the best weights are
-    restored at the end of training.
+    The patience counter only runs once the warm-up is over; training stops
+    once the validation loss has not improved for more than ``patience``
+    epochs. ``improved`` says whether the epoch just ended is the new best
+    (``TrainingCheckpoint`` then keeps its weights); ``best``, ``best_epoch``
+    (1-based) and ``wait`` are the state a resumed run continues from.
     """
 
     def __init__(self, patience, warmup_epochs=0, monitor="val_loss"):
@@ -41,23 +53,185 @@ class EarlyStoppingWithBestWeights(keras.callbacks.Callback):
         self.warmup_epochs = int(warmup_epochs)
         self.monitor = monitor
         self.best = math.inf
-        self.best_epoch = None
-        self.best_weights = None
+        self.best_epoch = 0
         self.wait = 0
+        self.improved = False
+
+    @property
+    def stopped(self):
+        return self.wait > self.patience
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise ValueError(f"EarlyStoppingWithBestWeights needs {self.monitor!r} in the logs; "
+            raise ValueError(f"PaperEarlyStopping needs {self.monitor!r} in the logs; "
                              "pass validation_data to fit().")
-        if value < self.best:
+        self.improved = float(value) < self.best
+        if self.improved:
             self.best, self.best_epoch, self.wait = float(value), epoch + 1, 0
-            self.best_weights = self.model.get_weights()
         else:
             self.wait = 0 if epoch + 1 <= self.warmup_epochs else self.wait + 1
-            if self.wait > self.patience:
-                self.model.stop_training = True
+        if self.stopped:
+            self.model.stop_training = True
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first non-finite training loss (checked after
+    every step) or validation value (checked after every epoch).
+
+    ``failure`` then holds a message naming the epoch and step (1-based);
+    ``TrainingCheckpoint`` does not save that epoch, so the last good
+    checkpoint stays as it was.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.failure = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get("loss")
+        if self.failure is None and value is not None and not np.isfinite(float(value)):
+            self.failure = (f"Non-finite training loss ({float(value)}) at epoch {self.epoch + 1}, "
+                            f"step {batch + 1}")
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.failure is not None:
+            return
+        bad = {k: v for k, v in (logs or {}).items() if not np.isfinite(float(v))}
+        if bad:
+            self.failure = f"Non-finite values {bad} at the end of epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Saves the full training state after every epoch, and the best weights.
+
+    ``directory/state/epoch-N`` holds every model variable (weights, beta, the
+    sampling seed), the optimizer's variables, the completed epochs, the
+    early-stopping state and the history (the last 2 kept);
+    ``directory/best/epoch-N`` holds the model variables of the best validation
+    epoch N. Both are written by ``tf.train.CheckpointManager``: a checkpoint
+    becomes visible only once complete, so a crash mid-write leaves the
+    previous one intact. A crash between the two saves is repaired by
+    ``restore``.
+
+    Variables are checkpointed as flat lists in the model's own order, so a
+    checkpoint restores into a model built with the same flags.
+    """
+
+    def __init__(self, directory, model, early_stopping, guard=None):
+        super().__init__()
+        self.directory = directory
+        self.early_stopping = early_stopping
+        self.guard = guard
+        self.history = []
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._best = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
+        self._best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._history = tf.Variable("[]", dtype=tf.string, trainable=False)
+        trainer = tf.train.Checkpoint(epoch=self._epoch, best=self._best, best_epoch=self._best_epoch,
+                                      wait=self._wait, history=self._history)
+        model_variables = list(model.variables)
+        self.state = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model_variables, optimizer=list(model.optimizer.variables),
+                                trainer=trainer),
+            os.path.join(directory, "state"), max_to_keep=2, checkpoint_name="epoch")
+        self.best = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model_variables), os.path.join(directory, "best"),
+            max_to_keep=1, checkpoint_name="epoch")
+
+    def restore(self, directory=None):
+        """Restores the latest state saved in ``directory`` (default: this
+        callback's own), if any; returns the completed epochs."""
+        path = tf.train.latest_checkpoint(os.path.join(directory or self.directory, "state"))
+        if path is None:
+            return 0
+        self.state.checkpoint.restore(path).assert_existing_objects_matched()
+        self.early_stopping.best = float(self._best.numpy())
+        self.early_stopping.best_epoch = int(self._best_epoch.numpy())
+        self.early_stopping.wait = int(self._wait.numpy())
+        self.history = json.loads(self._history.numpy().decode())
+        epoch = int(self._epoch.numpy())
+        best_epoch = self.early_stopping.best_epoch
+        own = os.path.normpath(directory or self.directory) == os.path.normpath(self.directory)
+        if own and epoch == best_epoch and not tf.io.gfile.exists(self.best_checkpoint_path() + ".index"):
+            # A crash came between saving the state and the best weights: the
+            # weights just restored are that best epoch's.
+            self.best.save(checkpoint_number=best_epoch)
+        return epoch
+
+    def best_checkpoint_path(self):
+        """The checkpoint of the best epoch the restored/saved state knows of."""
+        return best_checkpoint_path(self.directory, self.early_stopping.best_epoch)
+
+    def restore_best(self):
+        """Loads the best validation weights into the model (no-op before any epoch)."""
+        if self.early_stopping.best_epoch:
+            self.best.checkpoint.restore(self.best_checkpoint_path()).assert_existing_objects_matched()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.failure is not None:
+            return  # keep the last good checkpoint
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        self._epoch.assign(epoch + 1)
+        self._best.assign(self.early_stopping.best)
+        self._best_epoch.assign(self.early_stopping.best_epoch)
+        self._wait.assign(self.early_stopping.wait)
+        self._history.assign(json.dumps(self.history))
+        # The state first: best weights are only ever written for an epoch it records.
+        self.state.save(checkpoint_number=epoch + 1)
+        if self.early_stopping.improved:
+            self.best.save(checkpoint_number=epoch + 1)
+
+
+def best_checkpoint_path(directory, best_epoch):
+    return os.path.join(directory, "best", f"epoch-{int(best_epoch)}")
+
+
+def saved_best_epoch(directory):
+    """The best epoch recorded by the latest state in ``directory`` (0: none)."""
+    path = tf.train.latest_checkpoint(os.path.join(directory, "state"))
+    if path is None:
+        return 0
+    return int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+class SampleImages(keras.callbacks.Callback):
+    """Writes a grid of images generated from the prior to TensorBoard
+    (``log_dir``, tag ``samples``) every ``every`` epochs."""
+
+    def __init__(self, log_dir, num_images=64, every=1, seed=0):
+        super().__init__()
+        self.log_dir = log_dir
+        self.num_images = int(num_images)
+        self.every = int(every)
+        self.seed = seed
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        from tfvamp.figures import image_grid  # matplotlib only when needed
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        samples = self.model.sample(self.num_images, seed=tf.constant([self.seed, epoch], tf.int32))
+        grid = image_grid(np.asarray(samples))
+        with self._writer.as_default():
+            tf.summary.image("samples", grid[None, ..., None] if grid.ndim == 2 else grid[None],
+                             step=epoch + 1)
+        self._writer.flush()
 
     def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+        if self._writer is not None:
+            self._writer.close()

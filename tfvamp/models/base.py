@@ -99,8 +99,13 @@ class LatentVariableModel(keras.Model):
 
     # -- shared by every model -------------------------------------------------
     def next_seed(self):
-        """A fresh stateless seed for TFP's ``sample``."""
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        """A fresh stateless seed for TFP's ``sample``, different on every
+        replica of a ``tf.distribute`` strategy."""
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return seed
 
     def prior_distribution(self):
         """p(z) of the top latent; for the VampPrior this encodes the K
@@ -116,10 +121,17 @@ class LatentVariableModel(keras.Model):
         return objectives.negative_elbo(terms, beta)
 
     def train_step(self, data):
+        """One Adam step on the batch-mean negative ELBO with the current beta.
+
+        Under a ``tf.distribute`` strategy every replica sees part of the
+        global batch and the optimizer sums the replicas' gradients, so each
+        replica divides its sum of losses by the global number of images:
+        2 replicas then compute the same loss and gradients as 1.
+        """
         x = _images(data)
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, beta=self.beta)
-            loss = tf.reduce_mean(terms.loss)
+            loss = tf.reduce_sum(terms.loss) / _global_batch_size(terms.loss)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self._update_metrics(terms)
@@ -128,10 +140,20 @@ class LatentVariableModel(keras.Model):
         return self._update_metrics(self.elbo_terms(_images(data), beta=1.0))
 
     def _update_metrics(self, terms):
+        """Updates the running means; returns them over all replicas."""
         self.loss_tracker.update_state(terms.loss)
         self.reconstruction_tracker.update_state(terms.reconstruction)
         self.kl_tracker.update_state(terms.kl)
-        return {m.name: m.result() for m in self.metrics}
+        # Each replica's trackers hold its own images only: sum totals and counts.
+        results = {m.name: _sum_over_replicas(tf.convert_to_tensor(m.total))
+                   / _sum_over_replicas(tf.convert_to_tensor(m.count)) for m in self.metrics}
+        strategy = tf.distribute.get_strategy()
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.extended._in_multi_worker_mode()):
+            # Keras reduces a multi-worker step's outputs with reduce(MEAN, axis=0),
+            # which needs an axis: give each (already global) value one.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     @property
     def metrics(self):
@@ -184,6 +206,22 @@ def map_rows(fn, *tensors, event_ranks=None):
     outputs = fn(*flat)
     return tf.nest.map_structure(
         lambda out: tf.reshape(out, tf.concat([leading, tf.shape(out)[1:]], 0)), outputs)
+
+
+def _global_batch_size(per_image):
+    """Images in this step over all replicas (as a float)."""
+    return _sum_over_replicas(tf.cast(tf.shape(per_image)[0], per_image.dtype))
+
+
+def _sum_over_replicas(value):
+    """``value`` summed over the replicas of the current strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    if not value.device:  # MultiWorkerMirroredStrategy may set no device scope
+        with tf.device(context.strategy.extended.worker_devices[0]):
+            value = tf.identity(value)
+    return context.all_reduce("sum", value)
 
 
 def _images(data):

@@ -1,0 +1,199 @@
+"""The trainer's outputs, kill-and-resume, non-finite losses and trainers.evaluate."""
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO_ROOT
+from tfvamp import figures, models
+from tfvamp.callbacks import NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, saved_best_epoch
+from trainers import common, train
+
+TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
+            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default")
+
+
+def config_for(output_dir, **overrides):
+    return {**train.flag_values(), **TINY, "output_dir": str(output_dir), **overrides}
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0",
+               PYTHONUNBUFFERED="1")
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _event_tags(folder):
+    tags = set()
+    for name in os.listdir(folder):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A 2-epoch run: its output directory and results."""
+    output_dir = tmp_path_factory.mktemp("run")
+    return output_dir, train.train_and_evaluate(config_for(output_dir, epochs=2))
+
+
+def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reproduces_it(finished_run):
+    tmp_path, results = finished_run
+    assert results["epochs_trained"] == 2 and [h["epoch"] for h in results["history"]] == [1, 2]
+    assert math.isfinite(results["test_log_likelihood"])
+    assert json.loads((tmp_path / "results.json").read_text())["best_epoch"] == results["best_epoch"]
+    figures = sorted(os.listdir(tmp_path / "figures"))
+    assert figures == ["log_likelihood_histogram.png", "pseudo_inputs.png", "reconstructions.png",
+                       "samples.png"]
+    for name in figures:
+        assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"epoch_loss", "epoch_reconstruction", "epoch_kl", "epoch_beta",
+            "epoch_learning_rate"} <= _event_tags(tmp_path / "tensorboard" / "train")
+    assert {"epoch_loss", "epoch_kl"} <= _event_tags(tmp_path / "tensorboard" / "validation")
+    assert "samples" in _event_tags(tmp_path / "tensorboard" / "samples")
+    assert saved_best_epoch(tmp_path / "checkpoints") == results["best_epoch"]
+
+    completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}"],
+                               cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    printed = float(re.search(r"test log-likelihood \(IS\)\s+(-?[\d.]+) nats \(S=10\)",
+                              completed.stdout).group(1))
+    assert printed == pytest.approx(results["test_log_likelihood"], abs=0.01)
+
+
+def test_figures_without_a_vampprior_have_no_pseudo_inputs(tmp_path):
+    model = models.build_model("vae", input_shape=(28, 20, 1), likelihood="discretized_logistic",
+                               prior="mog", latent_dim=4, hidden_units=8, num_components=3)
+    images = np.random.default_rng(0).uniform(size=(12, 28, 20, 1)).astype(np.float32)
+    paths = figures.write_figures(model, images, np.linspace(-900.0, -700.0, 12), str(tmp_path))
+    assert sorted(paths) == ["log_likelihood_histogram", "reconstructions", "samples"]
+    assert sorted(os.listdir(tmp_path)) == ["log_likelihood_histogram.png", "reconstructions.png",
+                                            "samples.png"]
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Test hook: sets the decoder's weights to NaN before ``step`` (1-based) of ``epoch``."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.epoch, self.step, self.current = epoch, step, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.current, batch + 1) == (self.epoch, self.step):
+            for variable in self.model.decoder.trainable_variables:
+                variable.assign(tf.fill(variable.shape, float("nan")))
+
+
+def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3\b.*after epoch 1"):
+        train.train_and_evaluate(config_for(tmp_path, epochs=3), callbacks=[PoisonWeights(2, 3)])
+    assert not (tmp_path / "results.json").exists()
+    state = tf.train.latest_checkpoint(str(tmp_path / "checkpoints" / "state"))
+    assert state.endswith("epoch-1")
+    for name, _ in tf.train.list_variables(state):
+        if name.startswith("model/"):
+            assert np.all(np.isfinite(tf.train.load_variable(state, name))), name
+
+
+def test_resuming_with_other_model_flags_is_refused_and_loses_nothing(finished_run):
+    tmp_path, _ = finished_run
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(common.RunMismatchError, match="--hidden_units=32 \\(saved run: 16\\)"):
+        train.train_and_evaluate(config_for(tmp_path, epochs=3, hidden_units=32))
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def _tiny_model():
+    model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
+                               hidden_units=4, num_components=3, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_checkpoint_repairs_a_crash_between_saving_the_state_and_the_best_weights(tmp_path):
+    model = _tiny_model()
+    early_stopping = PaperEarlyStopping(patience=5)
+    checkpoint = TrainingCheckpoint(str(tmp_path), model, early_stopping)
+    checkpoint.set_model(model)
+    early_stopping.set_model(model)
+    for epoch, val_loss in enumerate([3.0, 2.0]):
+        early_stopping.on_epoch_end(epoch, {"val_loss": val_loss})
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    assert os.listdir(tmp_path / "best") and sorted(os.listdir(tmp_path / "state"))
+    for name in os.listdir(tmp_path / "best"):
+        if name.startswith("epoch-2."):
+            os.remove(tmp_path / "best" / name)  # as if killed before the best weights were saved
+
+    restored = _tiny_model()
+    early_stopping = PaperEarlyStopping(patience=5)
+    resumed = TrainingCheckpoint(str(tmp_path), restored, early_stopping)
+    assert resumed.restore() == 2 and early_stopping.best_epoch == 2 and early_stopping.best == 2.0
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert saved_best_epoch(str(tmp_path)) == 2
+    best = _tiny_model()
+    tf.train.Checkpoint(model=list(best.variables)).restore(
+        os.path.join(tmp_path, "best", "epoch-2")).assert_existing_objects_matched()
+    for a, b in zip(best.variables, model.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _read_until(process, pattern, timeout):
+    """Reads the process's output until ``pattern`` matches; returns the text read."""
+    text, found = [], threading.Event()
+
+    def reader():
+        while True:
+            chunk = process.stdout.read1(256).decode(errors="replace")
+            if not chunk:
+                return
+            text.append(chunk)
+            if re.search(pattern, "".join(text)):
+                found.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    found.wait(timeout)
+    return "".join(text), found.is_set()
+
+
+def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
+    command = [sys.executable, "-m", "trainers.train", "--dataset=caltech", "--prior=vamp",
+               "--num_components=10", "--hidden_units=64", "--latent_dim=4", "--eval_samples=10",
+               "--warmup_epochs=2", "--epochs=4", "--strategy=default", f"--output_dir={tmp_path}"]
+    process = subprocess.Popen([*command, "--verbose=1"], cwd=REPO_ROOT, env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # The progress bar of epoch 2 shows a step: epoch 1 is checkpointed, epoch 2 under way.
+        text, found = _read_until(process, r"Epoch 2/4[\s\S]*?\d+/41", timeout=240)
+        assert found, text[-3000:]
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        process.kill()
+    completed_epoch = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints" / "state")).rsplit("-", 1)[1])
+    assert 1 <= completed_epoch < 4
+    assert not (tmp_path / "results.json").exists()
+
+    rerun = subprocess.run([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"Resuming {tmp_path} after epoch {completed_epoch}" in rerun.stdout
+    assert f"Epoch {completed_epoch}/4" not in rerun.stdout  # no completed epoch is trained again
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["resumed_after_epoch"] == completed_epoch
+    assert results["epochs_trained"] == 4 and [h["epoch"] for h in results["history"]] == [1, 2, 3, 4]
+    assert [h["beta"] for h in results["history"]] == [0.5, 1.0, 1.0, 1.0]

@@ -1,0 +1,76 @@
+r"""Re-runs the test evaluation of a run of ``trainers.train`` from its best weights.
+
+    python -m trainers.evaluate --output_dir=runs/caltech_vae_vamp --eval_samples=5000
+
+Rebuilds the model from ``OUTPUT_DIR/config.json``, loads the best validation
+weights from ``OUTPUT_DIR/checkpoints/best``, estimates the test
+log-likelihood by importance sampling and prints the results table. Works on a
+finished run and on one still training (with its best weights so far).
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfvamp import datasets, evaluation  # noqa: E402
+from tfvamp.callbacks import best_checkpoint_path, saved_best_epoch  # noqa: E402
+from trainers import common  # noqa: E402
+
+flags.DEFINE_string("output_dir", None, "Output directory of a run of trainers.train.", required=True)
+flags.DEFINE_integer("eval_samples", None, "Importance samples per test image (default: the run's).",
+                     lower_bound=1)
+flags.DEFINE_integer("eval_batch_size", None, "Test images evaluated at once (default: the run's).",
+                     lower_bound=1)
+flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
+
+FLAGS = flags.FLAGS
+
+
+def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None):
+    """Test results of the best weights saved in ``output_dir``; a dict like
+    ``results.json``'s test entries, plus ``best_epoch``."""
+    config = common.read_config(output_dir)
+    best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
+    if not best_epoch:
+        raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
+    dataset = datasets.load_dataset(config["dataset"], data_dir or config["data_dir"])
+    model = common.build_model_for(dataset, config)
+    tf.train.Checkpoint(model=list(model.variables)).restore(
+        best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch)
+    ).assert_existing_objects_matched()
+    eval_samples = eval_samples or config["eval_samples"]
+    test = evaluation.evaluate(model, dataset.test, eval_samples,
+                               eval_batch_size or config["eval_batch_size"])
+    return {
+        "test_log_likelihood": test["mean_log_likelihood"],
+        "test_elbo": test["mean_elbo"],
+        "test_reconstruction": test["mean_reconstruction"],
+        "test_kl": test["mean_kl"],
+        "eval_samples": eval_samples,
+        "best_epoch": best_epoch,
+        "config": config,
+    }
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir)
+    except FileNotFoundError as error:
+        sys.exit(f"Error: {error}")
+    config = results["config"]
+    print(common.results_table([
+        ("run", f"{config['model']} + {config['prior']} prior on {config['dataset']} "
+                f"({FLAGS.output_dir})"),
+        ("weights", f"best validation, epoch {results['best_epoch']}"),
+        *common.evaluation_rows(results),
+    ]))
+
+
+if __name__ == "__main__":
+    app.run(main)
