@@ -30,8 +30,6 @@ from tfvamp.models import MODELS
 from tfvamp.objectives import negative_elbo
 from tfvamp.serving import DEFAULT_NUM_SAMPLES, INPUT_DTYPES, SIGNATURES
 
-# Latents decoded at once by the importance sampler, as in evaluation.
-ROWS_PER_CHUNK = 10_000
 MODEL_CONFIG_FILE = "tfvamp_model.json"
 
 
@@ -100,8 +98,7 @@ class ServingSignatures:
         images = self._checked_images(images)
         num_samples = self._checked_positive("num_samples", num_samples)
         prior = self.model.prior_distribution()
-        chunk_size = tf.maximum(1, ROWS_PER_CHUNK // tf.shape(images)[0])
-        log_likelihood = self.model.log_likelihood(images, num_samples, chunk_size, prior=prior)
+        log_likelihood = self.model.log_likelihood(images, num_samples, prior=prior)
         elbo = -negative_elbo(self.model.log_terms(images, prior)).loss
         return {"log_likelihood": tf.ensure_shape(log_likelihood, [None]),
                 "elbo": tf.ensure_shape(elbo, [None])}
@@ -128,12 +125,9 @@ class ServingSignatures:
     @tf.function
     def sample(self, num_samples, seed):
         num_samples = self._checked_positive("num_samples", num_samples)
-        # An int64 seed is two int32 words, the stateless seed TFP takes. The
-        # model's own seed state is set from it too, so that any further
-        # sampling on the way to the images (hierarchical models) repeats.
+        # An int64 seed is two int32 words, the stateless seed TFP takes; every
+        # draw on the way to the images derives from it, so requests are independent.
         stateless_seed = tf.bitcast(tf.cast(seed, tf.int64), tf.int32)
-        state = self.model.seed_generator.state
-        state.assign(tf.cast(stateless_seed, state.dtype))
         return {"images": self._images_out(self.model.sample(num_samples, seed=stateless_seed))}
 
 
@@ -197,6 +191,7 @@ def export_model(model, export_dir, model_name=None, version=None):
         raise FileExistsError(f"{path} already exists; choose another version or leave it out "
                               f"to export as version {next_version}")
     os.makedirs(model_dir, exist_ok=True)
+    model = _copy_outside_strategies(model, model_key)
     signatures = ServingSignatures(model).concrete_functions()
     staging = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
     try:
@@ -208,6 +203,17 @@ def export_model(model, export_dir, model_name=None, version=None):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _copy_outside_strategies(model, model_key):
+    """A copy of ``model`` with plain variables: the variables of a model
+    trained under a ``tf.distribute`` strategy are mirrored, and a SavedModel
+    with signatures cannot be saved from them. Call outside a strategy scope."""
+    if tf.distribute.in_cross_replica_context() and tf.distribute.has_strategy():
+        raise RuntimeError("export_model must be called outside a tf.distribute strategy scope")
+    copy = MODELS[model_key].from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def load_model(path):

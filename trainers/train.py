@@ -97,19 +97,19 @@ def train_and_evaluate(config, callbacks=()):
     chief = distribute.is_chief(strategy)
     output_dir = config["output_dir"]
     # Non-chief workers of a cluster take part in every step but write to a scratch directory.
+    dataset = datasets.load_dataset(config["dataset"], config["data_dir"])  # before writing anything
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfvamp_worker_")
     prepare_output_dir(config, write=chief)
     try:
-        return _train_and_evaluate(config, callbacks, strategy, chief, write_dir)
+        return _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def _train_and_evaluate(config, callbacks, strategy, chief, write_dir):
+def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     output_dir = config["output_dir"]
     keras.utils.set_random_seed(config["seed"])
-    dataset = datasets.load_dataset(config["dataset"], config["data_dir"])
     jit_compile = bool(config["jit_compile"]) and distribute.supports_jit(strategy)
     with strategy.scope():
         model = common.build_model_for(dataset, config)

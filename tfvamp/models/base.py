@@ -7,6 +7,7 @@ and implement ``log_terms`` (the paper's densities at S posterior samples),
 """
 import keras
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfvamp import objectives
 from tfvamp.likelihoods import get_likelihood
@@ -93,8 +94,10 @@ class LatentVariableModel(keras.Model):
         """Image means from (top) latents ``z``."""
         raise NotImplementedError
 
-    def generate_from_top(self, z_top):
-        """Images generated from top latents drawn from the prior."""
+    def generate_from_top(self, z_top, seed):
+        """Images generated from top latents drawn from the prior; ``seed`` (a
+        stateless seed) drives any further sampling, so the images are a
+        function of ``z_top`` and ``seed``."""
         raise NotImplementedError
 
     # -- shared by every model -------------------------------------------------
@@ -174,10 +177,13 @@ class LatentVariableModel(keras.Model):
         )
 
     def sample(self, num_images, seed=None):
-        """Images generated from the prior: ``z ~ p(z)``, then the decoder."""
+        """Images generated from the prior: ``z ~ p(z)``, then the decoder.
+
+        The same stateless ``seed`` (shape ``[2]``) gives the same images."""
         seed = self.next_seed() if seed is None else seed
-        z_top = self.prior_distribution().sample(num_images, seed=seed)
-        return self.generate_from_top(z_top)
+        prior_seed, generation_seed = tfp.random.split_seed(seed, n=2)
+        z_top = self.prior_distribution().sample(num_images, seed=prior_seed)
+        return self.generate_from_top(z_top, generation_seed)
 
     def reconstruct(self, x):
         """Image means decoded from the posterior mean of ``x``."""
@@ -186,10 +192,12 @@ class LatentVariableModel(keras.Model):
 
 
 def default_chunk_size(batch_size, rows_per_chunk):
-    """Samples per chunk so that one chunk decodes about ``rows_per_chunk`` latents."""
-    if isinstance(batch_size, tf.Tensor):
-        batch_size = int(tf.get_static_value(batch_size) or 100)
-    return max(1, rows_per_chunk // max(1, batch_size))
+    """Samples per chunk so that one chunk decodes about ``rows_per_chunk``
+    latents; a tensor when the batch size is only known when the graph runs."""
+    static = batch_size if isinstance(batch_size, int) else tf.get_static_value(batch_size)
+    if static is None:
+        return tf.maximum(1, rows_per_chunk // batch_size)
+    return max(1, rows_per_chunk // max(1, int(static)))
 
 
 def map_rows(fn, *tensors, event_ranks=None):

@@ -12,6 +12,7 @@ The ELBO and the importance-sampled log-likelihood are the shared ones of
 """
 import keras
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfvamp.models import networks
 from tfvamp.models.base import LatentVariableModel, map_rows
@@ -77,22 +78,23 @@ class HVAE(LatentVariableModel):
         """Mean and log-variance of ``q(z2|x)``."""
         return self.q_z2(x)
 
-    def _generate(self, z1, z2):
+    def _generate(self, z1, z2, seed):
         """The mean of ``p(x|z1,z2)``; for an autoregressive decoder, a sample
         drawn pixel by pixel (its mean has no closed form)."""
         if self.pixelcnn is None:
             return self.likelihood.mean(self.p_x([z1, z2]))
-        return self.pixelcnn.sample(self.p_x([z1, z2]), self.likelihood, self.next_seed())
+        return self.pixelcnn.sample(self.p_x([z1, z2]), self.likelihood, seed)
 
     def decode(self, z):
         """Images from top latents ``z2``, through the mean of ``p(z1|z2)``."""
         z1, _ = self.p_z1(z)
-        return self._generate(z1, z)
+        return self._generate(z1, z, self.next_seed())
 
-    def generate_from_top(self, z_top):
+    def generate_from_top(self, z_top, seed):
         """Ancestral sampling below ``z2``: ``z1 ~ p(z1|z2)``, then ``_generate``."""
-        z1 = diagonal_gaussian(*self.p_z1(z_top)).sample(seed=self.next_seed())
-        return self._generate(z1, z_top)
+        z1_seed, x_seed = tfp.random.split_seed(seed, n=2)
+        z1 = diagonal_gaussian(*self.p_z1(z_top)).sample(seed=z1_seed)
+        return self._generate(z1, z_top, x_seed)
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")

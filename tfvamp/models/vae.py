@@ -47,5 +47,6 @@ class VAE(LatentVariableModel):
     def decode(self, z):
         return self.likelihood.mean(self._decoder_params(z))
 
-    def generate_from_top(self, z_top):
+    def generate_from_top(self, z_top, seed):
+        """The mean of p(x|z); nothing more is drawn, so ``seed`` is unused."""
         return self.decode(z_top)
