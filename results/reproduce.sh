@@ -2,7 +2,7 @@
 # Runs the paper's protocol for the experiments in RESULTS.md, one after the other,
 # keeps each run's results.json under results/ and regenerates RESULTS.md's table.
 #   bash results/reproduce.sh [DATA_DIR] [RUNS_DIR]
-# A run already finished in RUNS_DIR is resumed/skipped by the trainer itself.
+# A run with results in RUNS_DIR is not run again; an interrupted one resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=${1:-../shared/data}
@@ -11,8 +11,10 @@ STATIC_MNIST_EPOCHS=${STATIC_MNIST_EPOCHS:-40}  # a full static-MNIST run does n
 
 run() {  # run NAME [extra flags]
   local name=$1; shift
-  python -m trainers.train --flagfile="configs/$name.cfg" --data_dir="$DATA_DIR" \
-    --output_dir="$RUNS_DIR/$name" --verbose=2 "$@" 2>&1 | tee "$RUNS_DIR/$name.log" | grep -v "^Epoch\|step -" || true
+  if [ ! -f "$RUNS_DIR/$name/results.json" ]; then
+    python -m trainers.train --flagfile="configs/$name.cfg" --data_dir="$DATA_DIR" \
+      --output_dir="$RUNS_DIR/$name" --verbose=2 "$@" 2>&1 | tee -a "$RUNS_DIR/$name.log" | grep -v "^Epoch\|step -" || true
+  fi
   cp "$RUNS_DIR/$name/results.json" "results/$name.json"
 }
 
