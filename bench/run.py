@@ -10,7 +10,7 @@ copy), batch 100:
   measured between the rounds of training steps so it sees the same load;
 * the training step time of every model with the standard, MoG (K=500) and
   VampPrior (K=500, K=1000) priors: ``model.fit`` as the trainer runs it
-  (Adam, ``jit_compile=True``, ``tf.data`` prefetch), per-step times from a
+  (AdamNormGrad, ``jit_compile=True``, ``tf.data`` prefetch), per-step times from a
   callback, median over all steps after the first epoch (warm-up/compilation);
   the configurations take turns round by round so they share the machine's load;
 * the FLOPs of one step, counted from the matmul/convolution shapes of the
@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfvamp import datasets, evaluation, models  # noqa: E402
+from tfvamp.optimizers import AdamNormGrad  # noqa: E402
 
 flags.DEFINE_list("models", None, "Models to time (default: every key of tfvamp.models.MODELS).")
 flags.DEFINE_integer("rounds", 8, "Rounds of training epochs per configuration (the first is warm-up).")
@@ -56,7 +57,7 @@ def build(model_name, prior, num_components, jit_compile=True):
     model = models.build_model(
         model_name, input_shape=(28, 28, 1), likelihood="bernoulli", prior=prior,
         num_components=max(num_components, 1), seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=jit_compile,
+    model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=jit_compile,
                   steps_per_execution=FLAGS.steps_per_execution)
     return model
 

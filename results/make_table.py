@@ -41,9 +41,18 @@ def row(name, results):
         f"{results['test_elbo']:.2f}",
         "" if paper is None else f"{paper:.2f}",
         f"{results['epochs_trained']} ({results['best_epoch']}), {stopped}",
-        f"{results['train_seconds'] / 60:.1f} min",
+        train_time(results),
         f"{results['eval_seconds'] / 60:.1f} min",
     )
+
+
+def train_time(results):
+    """Minutes of training; runs resumed by a trainer that did not yet record
+    per-epoch times have none to show."""
+    timed = all("epoch_seconds" in epoch for epoch in results.get("history", []))
+    if results.get("resumed_after_epoch") and not timed:
+        return "n/a (resumed)"
+    return f"{results['train_seconds'] / 60:.1f} min"
 
 
 def table():

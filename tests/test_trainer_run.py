@@ -197,3 +197,6 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     assert results["resumed_after_epoch"] == completed_epoch
     assert results["epochs_trained"] == 4 and [h["epoch"] for h in results["history"]] == [1, 2, 3, 4]
     assert [h["beta"] for h in results["history"]] == [0.5, 1.0, 1.0, 1.0]
+    # The training time counts the epochs of both sessions, not only the resumed one.
+    assert all(h["epoch_seconds"] > 0 for h in results["history"])
+    assert results["train_seconds"] > results["session_train_seconds"] > 0

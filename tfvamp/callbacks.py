@@ -8,6 +8,7 @@ then the monitoring ones.
 import json
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -35,6 +36,18 @@ class KLWarmUp(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["beta"] = float(self.model.beta.numpy())
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Logs each epoch's wall time (training and validation) as ``epoch_seconds``,
+    so a resumed run's history still adds up to its whole training time."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
 class PaperEarlyStopping(keras.callbacks.Callback):

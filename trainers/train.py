@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from tfvamp import datasets, distribute, evaluation, export, figures, models, priors  # noqa: E402
 from tfvamp.optimizers import AdamNormGrad  # noqa: E402
 from tfvamp.callbacks import (  # noqa: E402
-    KLWarmUp, NonFiniteLossError, PaperEarlyStopping, SampleImages, StopOnNonFiniteLoss,
+    EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, SampleImages, StopOnNonFiniteLoss,
     TrainingCheckpoint)
 from trainers import common  # noqa: E402
 
@@ -140,7 +140,7 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
             shuffle=False,  # the pipeline shuffles
             epochs=config["epochs"],
             callbacks=[
-                KLWarmUp(config["warmup_epochs"]), guard, early_stopping, checkpoint,
+                KLWarmUp(config["warmup_epochs"]), EpochTimer(), guard, early_stopping, checkpoint,
                 keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
                 SampleImages(os.path.join(tensorboard_dir, "samples"), seed=config["seed"]),
                 *callbacks,
@@ -156,7 +156,9 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     fingerprint = common.weights_fingerprint(model)
     print(f"Last-epoch weights fingerprint (sha256) {fingerprint}", flush=True)
     results = {"epochs_trained": len(checkpoint.history), "resumed_after_epoch": initial_epoch,
-               "last_weights_sha256": fingerprint, "train_seconds": train_seconds}
+               "last_weights_sha256": fingerprint,
+               "train_seconds": sum(epoch.get("epoch_seconds", 0.0) for epoch in checkpoint.history),
+               "session_train_seconds": train_seconds}
     if not chief:
         return results
 
