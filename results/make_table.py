@@ -7,21 +7,24 @@ table goes between the ``<!-- results-table -->`` markers of RESULTS.md.
 """
 import glob
 import json
+import math
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_MD = os.path.join(os.path.dirname(HERE), "RESULTS.md")
 BEGIN, END = "<!-- results-table -->", "<!-- /results-table -->"
 
-# Test log-likelihoods reported in Table 2 of the paper (nats), where we could verify them.
+# Test log-likelihoods of Table 2 of the paper (nats), as recalled from the published
+# paper: its main text is not among this project's sources, so they are unverified here.
 PAPER = {
     ("static_mnist", "vae", "standard"): -88.56,
     ("static_mnist", "vae", "vamp"): -85.57,
     ("static_mnist", "hvae", "standard"): -86.05,
     ("static_mnist", "hvae", "vamp"): -83.19,
 }
-COLUMNS = ("run", "command", "test LL (IS)", "test ELBO", "paper LL", "epochs (best)",
-           "train", "eval")
+PIXELS = {"freyfaces": 28 * 20}  # every other dataset: 28 x 28
+COLUMNS = ("run", "command", "test LL (IS)", "bits/dim", "test ELBO", "paper LL (unverified)",
+           "epochs (best)", "train", "eval")
 
 
 def row(name, results):
@@ -38,6 +41,7 @@ def row(name, results):
     return (
         name, command,
         f"{results['test_log_likelihood']:.2f} (S={results['eval_samples']})",
+        f"{-results['test_log_likelihood'] / (PIXELS.get(flags['dataset'], 784) * math.log(2)):.3f}",
         f"{results['test_elbo']:.2f}",
         "" if paper is None else f"{paper:.2f}",
         f"{results['epochs_trained']} ({results['best_epoch']}), {stopped}",
