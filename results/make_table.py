@@ -51,10 +51,9 @@ def row(name, results):
 
 
 def train_time(results):
-    """Minutes of training; runs resumed by a trainer that did not yet record
-    per-epoch times have none to show."""
-    timed = all("epoch_seconds" in epoch for epoch in results.get("history", []))
-    if results.get("resumed_after_epoch") and not timed:
+    """Minutes of training; a run resumed by a trainer that did not yet add up
+    the epochs of every session (no ``session_train_seconds``) has none to show."""
+    if results.get("resumed_after_epoch") and "session_train_seconds" not in results:
         return "n/a (resumed)"
     return f"{results['train_seconds'] / 60:.1f} min"
 

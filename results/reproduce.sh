@@ -17,7 +17,9 @@ run() {  # run NAME [extra flags]
     python -m trainers.train --flagfile="configs/$name.cfg" --data_dir="$DATA_DIR" \
       --output_dir="$RUNS_DIR/$name" --verbose=2 "$@" 2>&1 | tee -a "$RUNS_DIR/$name.log" | grep -v "^Epoch\|step -" || true
   fi
-  cp "$RUNS_DIR/$name/results.json" "results/$name.json"
+  # keep a small copy: everything but the per-epoch history
+  python -c 'import json, sys; r = json.load(open(sys.argv[1])); r.pop("history", None); json.dump(r, open(sys.argv[2], "w"), indent=1)' \
+    "$RUNS_DIR/$name/results.json" "results/$name.json"
 }
 
 mkdir -p "$RUNS_DIR"
