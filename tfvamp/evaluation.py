@@ -28,18 +28,23 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None):
     return results
 
 
+def log_likelihood_and_elbo(model, x, prior, num_samples, chunk_size=None):
+    """For a batch ``x``: the IS log-likelihood and the one-sample ELBO,
+    reconstruction and KL (beta = 1) per image; ``prior`` is
+    ``model.prior_distribution()``, computed once by the caller and reused."""
+    log_likelihood = model.log_likelihood(x, num_samples, chunk_size, prior=prior)
+    elbo = negative_elbo(model.log_terms(x, prior))
+    return log_likelihood, -elbo.loss, elbo.reconstruction, elbo.kl
+
+
 def make_batch_evaluator(model, num_samples, chunk_size=None):
-    """A ``tf.function`` ``f(x, prior)`` giving, for a batch ``x``, the IS
-    log-likelihood and the ELBO, reconstruction and KL per image; ``prior`` is
-    ``model.prior_distribution()``, computed once by the caller and reused.
+    """``log_likelihood_and_elbo`` as a ``tf.function`` ``f(x, prior)``.
 
     Not XLA-compiled: on CPU the XLA version measured 2-3x slower (bench/).
     """
 
     @tf.function
     def evaluate_batch(x, prior):
-        log_likelihood = model.log_likelihood(x, num_samples, chunk_size, prior=prior)
-        elbo = negative_elbo(model.log_terms(x, prior))
-        return log_likelihood, -elbo.loss, elbo.reconstruction, elbo.kl
+        return log_likelihood_and_elbo(model, x, prior, num_samples, chunk_size)
 
     return evaluate_batch

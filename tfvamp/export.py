@@ -26,8 +26,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tfvamp.evaluation import log_likelihood_and_elbo
 from tfvamp.models import MODELS
-from tfvamp.objectives import negative_elbo
 from tfvamp.serving import DEFAULT_NUM_SAMPLES, INPUT_DTYPES, SIGNATURES
 
 MODEL_CONFIG_FILE = "tfvamp_model.json"
@@ -98,8 +98,7 @@ class ServingSignatures:
         images = self._checked_images(images)
         num_samples = self._checked_positive("num_samples", num_samples)
         prior = self.model.prior_distribution()
-        log_likelihood = self.model.log_likelihood(images, num_samples, prior=prior)
-        elbo = -negative_elbo(self.model.log_terms(images, prior)).loss
+        log_likelihood, elbo, _, _ = log_likelihood_and_elbo(self.model, images, prior, num_samples)
         return {"log_likelihood": tf.ensure_shape(log_likelihood, [None]),
                 "elbo": tf.ensure_shape(elbo, [None])}
 
