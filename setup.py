@@ -8,7 +8,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfvamp", "tfvamp.*", "trainers", "trainers.*", "configs", "configs.*"]),
-    package_data={"tfvamp.datasets": ["data/*.mat", "data/*.md"]},
+    package_data={"tfvamp.datasets": ["data/*.mat", "data/*.md"], "configs": ["*.cfg"]},
+    license="MIT",
+    license_files=["LICENSE"],
     install_requires=[
         "tensorflow==2.21.*",
         "tensorflow-probability==0.25.*",

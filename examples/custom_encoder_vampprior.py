@@ -66,7 +66,7 @@ def main(steps=300, batch_size=100):
     train = data.pipeline("train", batch_size, shuffle=True, seed=0).repeat()
     validation = data.pipeline("validation", 500)
     before = model.evaluate(validation, verbose=0)
-    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=2)
+    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=2, shuffle=False)  # the pipeline shuffles
     after = model.evaluate(validation, verbose=0)
     print(f"validation -ELBO: {before:.1f} -> {after:.1f}")
     return before, after

@@ -19,7 +19,7 @@ from tfvamp.callbacks import NonFiniteLossError, PaperEarlyStopping, TrainingChe
 from trainers import common, train
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
-            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default")
+            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2)
 
 
 def config_for(output_dir, **overrides):
@@ -33,12 +33,14 @@ def _env():
     return env
 
 
-def _event_tags(folder):
-    tags = set()
+def _event_steps(folder):
+    """``{tag: [steps]}`` of the TensorBoard events in ``folder``."""
+    steps = {}
     for name in os.listdir(folder):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return steps
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +60,28 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
                        "samples.png"]
     for name in figures:
         assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert {"epoch_loss", "epoch_reconstruction", "epoch_kl", "epoch_beta",
-            "epoch_learning_rate"} <= _event_tags(tmp_path / "tensorboard" / "train")
-    assert {"epoch_loss", "epoch_kl"} <= _event_tags(tmp_path / "tensorboard" / "validation")
-    assert "samples" in _event_tags(tmp_path / "tensorboard" / "samples")
+    # Every scalar and the samples (every sample_every=2 epochs) at 1-based epochs, as the history.
+    train_steps = _event_steps(tmp_path / "tensorboard" / "train")
+    for tag in ("loss", "reconstruction", "kl", "beta", "learning_rate", "epoch_seconds"):
+        assert sorted(train_steps[tag]) == [1, 2], tag
+    validation_steps = _event_steps(tmp_path / "tensorboard" / "validation")
+    assert sorted(validation_steps["loss"]) == sorted(validation_steps["kl"]) == [1, 2]
+    assert _event_steps(tmp_path / "tensorboard" / "samples") == {"samples": [2]}
     assert saved_best_epoch(tmp_path / "checkpoints") == results["best_epoch"]
 
+    results_bytes = (tmp_path / "results.json").read_bytes()
     completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}"],
                                cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     printed = float(re.search(r"test log-likelihood \(IS\)\s+(-?[\d.]+) nats \(S=10\)",
                               completed.stdout).group(1))
     assert printed == pytest.approx(results["test_log_likelihood"], abs=0.01)
+    assert "Test log-likelihood by importance sampling: 2307/2307 images" in completed.stdout
+    # The re-evaluation goes to a file of its own; results.json is untouched.
+    (written,) = (tmp_path / "evaluations").glob("*-S10.json")
+    assert json.loads(written.read_text())["test_log_likelihood"] == pytest.approx(printed, abs=0.01)
+    assert str(written) in completed.stdout
+    assert (tmp_path / "results.json").read_bytes() == results_bytes
 
 
 def test_figures_without_a_vampprior_have_no_pseudo_inputs(tmp_path):
@@ -174,11 +186,11 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     command = [sys.executable, "-m", "trainers.train", "--dataset=caltech", "--prior=vamp",
                "--num_components=10", "--hidden_units=64", "--latent_dim=4", "--eval_samples=10",
                "--warmup_epochs=2", "--epochs=4", "--strategy=default", f"--output_dir={tmp_path}"]
-    process = subprocess.Popen([*command, "--verbose=1"], cwd=REPO_ROOT, env=_env(),
+    process = subprocess.Popen([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        # The progress bar of epoch 2 shows a step: epoch 1 is checkpointed, epoch 2 under way.
-        text, found = _read_until(process, r"Epoch 2/4[\s\S]*?\d+/41", timeout=240)
+        # The line of epoch 1 comes after its checkpoint: epoch 2 is under way.
+        text, found = _read_until(process, r"epoch 1/4: ", timeout=240)
         assert found, text[-3000:]
         process.send_signal(signal.SIGKILL)
         process.wait(30)
@@ -192,7 +204,8 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
                            text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"Resuming {tmp_path} after epoch {completed_epoch}" in rerun.stdout
-    assert f"Epoch {completed_epoch}/4" not in rerun.stdout  # no completed epoch is trained again
+    assert f"epoch {completed_epoch}/4:" not in rerun.stdout  # no completed epoch is trained again
+    assert f"epoch {completed_epoch + 1}/4:" in rerun.stdout
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["resumed_after_epoch"] == completed_epoch
     assert results["epochs_trained"] == 4 and [h["epoch"] for h in results["history"]] == [1, 2, 3, 4]
@@ -200,3 +213,23 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     # The training time counts the epochs of both sessions, not only the resumed one.
     assert all(h["epoch_seconds"] > 0 for h in results["history"])
     assert results["train_seconds"] > results["session_train_seconds"] > 0
+
+
+def test_a_finished_run_is_refused_unless_replace_results_which_keeps_the_old_results(finished_run):
+    # Runs last in this file: it trains the module's run on.
+    from trainers import training
+
+    tmp_path, results = finished_run
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(training.RunFinishedError, match="holds a finished run"):
+        train.train_and_evaluate(config_for(tmp_path, epochs=3))
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+    replaced = train.train_and_evaluate(config_for(tmp_path, epochs=3, replace_results=True))
+    assert replaced["epochs_trained"] == 3 and replaced["resumed_after_epoch"] == 2
+    (old,) = tmp_path.glob("results.replaced-*.json")
+    assert old.read_bytes() == before[tmp_path / "results.json"]
+    assert json.loads((tmp_path / "results.json").read_text())["epochs_trained"] == 3
+    # A new export version beside the old one, which is never replaced.
+    assert replaced["export"] != results["export"]
+    assert sorted(os.listdir(os.path.dirname(replaced["export"]))) == ["1", "2"]

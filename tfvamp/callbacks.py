@@ -2,12 +2,14 @@
 Keras callbacks.
 
 Pass them to ``fit`` in this order: ``KLWarmUp``, ``StopOnNonFiniteLoss``,
-``PaperEarlyStopping``, ``TrainingCheckpoint`` (it reads the two before it),
-then the monitoring ones.
+``PaperEarlyStopping``, ``EpochTimer``, ``TensorBoardLog`` (it writes what the
+ones before it logged), ``TrainingCheckpoint`` (it reads the state of the
+ones before it), ``EpochLog``.
 """
 import json
 import math
 import os
+import sys
 import time
 
 import keras
@@ -40,7 +42,8 @@ class KLWarmUp(keras.callbacks.Callback):
 
 class EpochTimer(keras.callbacks.Callback):
     """Logs each epoch's wall time (training and validation) as ``epoch_seconds``,
-    so a resumed run's history still adds up to its whole training time."""
+    so a resumed run's history still adds up to its whole training time.
+    The callbacks after it (the checkpoint write) are not counted."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -86,6 +89,14 @@ class PaperEarlyStopping(keras.callbacks.Callback):
             self.wait = 0 if epoch + 1 <= self.warmup_epochs else self.wait + 1
         if self.stopped:
             self.model.stop_training = True
+
+    def stop_reason(self):
+        """Why training stopped early, as a sentence (``None`` if it did not)."""
+        if not self.stopped:
+            return None
+        return (f"Stopped early: the validation loss has not improved for {self.wait} epochs since "
+                f"its best, {self.best:.3f} at epoch {self.best_epoch} (patience {self.patience}, "
+                f"counted after the {self.warmup_epochs} warm-up epochs).")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -219,32 +230,88 @@ def saved_best_epoch(directory):
     return int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-class SampleImages(keras.callbacks.Callback):
-    """Writes a grid of images generated from the prior to TensorBoard
-    (``log_dir``, tag ``samples``) every ``every`` epochs."""
+class EpochLog(keras.callbacks.Callback):
+    """Prints one line per epoch, for log files: the training loss and its
+    parts, beta, the validation loss, the epoch's seconds and the best
+    validation epoch so far (from ``early_stopping``). Put it after the
+    callbacks that add to the logs (``KLWarmUp``, ``EpochTimer``)."""
 
-    def __init__(self, log_dir, num_images=64, every=1, seed=0):
+    def __init__(self, early_stopping=None, stream=None):
         super().__init__()
-        self.log_dir = log_dir
-        self.num_images = int(num_images)
-        self.every = int(every)
-        self.seed = seed
-        self._writer = None
+        self.early_stopping = early_stopping
+        self.stream = stream
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}: loss {logs.get('loss', math.nan):.3f}"]
+        if "reconstruction" in logs:
+            parts[0] += (f" (reconstruction {logs['reconstruction']:.3f}, KL {logs.get('kl', math.nan):.3f}, "
+                         f"beta {logs.get('beta', math.nan):.2f})")
+        if "val_loss" in logs:
+            parts.append(f"validation {logs['val_loss']:.3f}")
+        if "epoch_seconds" in logs:
+            parts.append(f"{logs['epoch_seconds']:.2f} s")
+        if self.early_stopping is not None and self.early_stopping.best_epoch:
+            parts.append(f"best {self.early_stopping.best:.3f} at epoch {self.early_stopping.best_epoch}")
+        print(", ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Writes every epoch's scalars to TensorBoard, and a grid of images
+    generated from the prior every ``sample_every`` epochs (0: never).
+
+    ``log_dir/train`` gets the training values (``loss``, ``reconstruction``,
+    ``kl``, ``beta``, ``epoch_seconds``, ``learning_rate``),
+    ``log_dir/validation`` the validation ones under the same names,
+    ``log_dir/samples`` the images (tag ``samples``); the step is the 1-based
+    epoch, as in ``results.json``'s history.
+    """
+
+    def __init__(self, log_dir, sample_every=10, num_images=64, seed=0):
+        super().__init__()
+        self.log_dir = log_dir
+        self.sample_every = int(sample_every)
+        self.num_images = int(num_images)
+        self.seed = seed
+        self._writers = {}
+        self._sample = None
+
+    def _writer(self, name):
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(os.path.join(self.log_dir, name))
+        return self._writers[name]
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = epoch + 1
+        values = {"train": {}, "validation": {}}
+        for key, value in (logs or {}).items():
+            split = "validation" if key.startswith("val_") else "train"
+            values[split][key[4:] if split == "validation" else key] = value
+        values["train"].setdefault("learning_rate", _learning_rate(self.model.optimizer))
+        for split, scalars in values.items():
+            with self._writer(split).as_default():
+                for name, value in scalars.items():
+                    tf.summary.scalar(name, value, step=step)
+        if self.sample_every and step % self.sample_every == 0:
+            self._write_samples(step)
+
+    def _write_samples(self, step):
         from tfvamp.figures import image_grid  # matplotlib only when needed
 
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        samples = self.model.sample(self.num_images, seed=tf.constant([self.seed, epoch], tf.int32))
+        if self._sample is None:
+            self._sample = tf.function(lambda seed: self.model.sample(self.num_images, seed=seed))
+        samples = self._sample(tf.constant([self.seed, step], tf.int32))
         grid = image_grid(np.asarray(samples))
-        with self._writer.as_default():
-            tf.summary.image("samples", grid[None, ..., None] if grid.ndim == 2 else grid[None],
-                             step=epoch + 1)
-        self._writer.flush()
+        with self._writer("samples").as_default():
+            tf.summary.image("samples", grid[None, ..., None] if grid.ndim == 2 else grid[None], step=step)
 
     def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def _learning_rate(optimizer):
+    if optimizer is None:
+        return math.nan
+    return float(np.asarray(optimizer.learning_rate))

@@ -5,7 +5,7 @@ import tensorflow as tf
 from tfvamp.objectives import negative_elbo
 
 
-def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None):
+def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None, progress=None):
     """Evaluates ``model`` on ``images`` (``[N, H, W, C]``).
 
     The prior (for the VampPrior: the encoded pseudo-inputs) is computed once
@@ -14,6 +14,8 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None):
     ``elbo``, ``reconstruction`` and ``kl`` per image (single-sample, beta = 1),
     and their means ``mean_*``. ``chunk_size`` samples per image are drawn at
     a time (default: the model's ``rows_per_chunk / batch_size``).
+    ``progress(done, total)``, if given, is called with the number of images
+    evaluated after every batch.
     """
     evaluate_batch = make_batch_evaluator(model, num_samples, chunk_size)
     prior = model.prior_distribution()
@@ -22,6 +24,8 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None):
         x = tf.constant(images[start:start + batch_size], tf.float32)
         for output, value in zip(outputs, evaluate_batch(x, prior)):
             output.append(value.numpy())
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
     names = ("log_likelihood", "elbo", "reconstruction", "kl")
     results = {name: np.concatenate(values) for name, values in zip(names, outputs)}
     results.update({f"mean_{name}": float(np.mean(results[name])) for name in names})

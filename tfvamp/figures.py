@@ -3,7 +3,10 @@
 * ``samples.png``: real test images next to images generated from the prior (Fig. 5);
 * ``reconstructions.png``: test images next to their reconstructions (Fig. 6);
 * ``log_likelihood_histogram.png``: per-example test log-likelihoods (Fig. 7);
-* ``pseudo_inputs.png``: the VampPrior's learned pseudo-inputs (VampPrior only).
+* ``pseudo_inputs.png``: the VampPrior's most used pseudo-inputs (VampPrior only).
+
+The test images shown are a random sample (a fixed one for a given seed):
+some test sets, static MNIST's for one, are sorted by class.
 """
 import os
 
@@ -48,14 +51,14 @@ def _side_by_side(left, right, titles, path, columns):
     return path
 
 
-def plot_samples(real, generated, path, title="generated"):
+def plot_samples(real, generated, path, title="generated", real_title="real test images"):
     """Fig. 5: real test images (left) and images generated from the prior (right)."""
-    return _side_by_side(real, generated, ("real test images", title), path, 10)
+    return _side_by_side(real, generated, (real_title, title), path, 10)
 
 
-def plot_reconstructions(real, reconstructions, path):
+def plot_reconstructions(real, reconstructions, path, real_title="real test images"):
     """Fig. 6: test images (left) and their reconstructions (right)."""
-    return _side_by_side(real, reconstructions, ("real test images", "reconstructions"), path, 10)
+    return _side_by_side(real, reconstructions, (real_title, "reconstructions"), path, 10)
 
 
 def plot_log_likelihood_histogram(log_likelihoods, path, title="test log-likelihood"):
@@ -75,38 +78,95 @@ def plot_log_likelihood_histogram(log_likelihoods, path, title="test log-likelih
     return path
 
 
-def plot_pseudo_inputs(pseudo_inputs, path, max_images=100):
-    """The first ``max_images`` learned pseudo-inputs ``u_k`` as images."""
-    figure, axis = plt.subplots(figsize=(6, 6.4))
-    shown = np.asarray(pseudo_inputs)[:max_images]
-    _show(axis, shown, f"pseudo-inputs ({len(shown)} of {len(pseudo_inputs)})", 10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+def random_indices(num_items, size, seed):
+    """``min(size, num_items)`` distinct indices below ``num_items``, drawn at
+    random with ``seed``, in random order (so that each row of a grid is a
+    mixed sample even of a test set sorted by class)."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(num_items, size=min(size, num_items), replace=False)
+
+
+def pseudo_input_usage(model, images, batch_size=500):
+    """The share of the posterior mass of ``images`` that each of the K
+    components of ``model.prior_distribution()`` (for a VampPrior, each
+    pseudo-input) attracts, as a ``[K]`` array summing to 1.
+
+    Each image counts once, at its posterior mean ``z``, with its
+    responsibilities ``p(k | z)``, a softmax over k of the log mixture weight
+    plus ``log N(z | component k)``; ``batch_size`` images are encoded at once.
+    """
+    prior = model.prior_distribution()
+    logits = prior.mixture_distribution.logits_parameter()
+    total = tf.zeros_like(logits)
+    for start in range(0, len(images), batch_size):
+        z, _ = model.encode(tf.convert_to_tensor(images[start:start + batch_size]))
+        log_joint = logits + prior.components_distribution.log_prob(z[:, None, :])  # [N, K]
+        total += tf.reduce_sum(tf.nn.softmax(log_joint, axis=-1), axis=0)
+    return total.numpy() / len(images)
+
+
+def plot_pseudo_inputs(pseudo_inputs, usage, path, max_images=100, usage_of="the data",
+                       title=""):
+    """The ``max_images`` most used pseudo-inputs ``u_k`` (``usage`` from
+    ``pseudo_input_usage``, computed on ``usage_of``), most used first, each
+    with its share written under it."""
+    usage = np.asarray(usage)
+    order = np.argsort(-usage, kind="stable")[:max_images]
+    images, shares = np.asarray(pseudo_inputs)[order], usage[order]
+    rest = len(usage) - len(order)
+    heading = (f"the {len(order)} most used of {len(usage)} pseudo-inputs, most used first;\n"
+               f"under each, its share of the posterior mass of {usage_of}\n"
+               f"(together {shares.sum():.1%}"
+               + (f"; the {rest} others {1 - shares.sum():.1%})" if rest else ")"))
+    columns, padding = 10, 9
+    height, width = images.shape[1:3]
+    figure, axis = plt.subplots(figsize=(7, 0.8 + 0.68 * np.ceil(len(order) / columns)))
+    grid = image_grid(images, columns, padding)
+    axis.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axis.set_ylim(grid.shape[0] - 0.5 + padding, -0.5)  # room for the last row's shares
+    for i, share in enumerate(shares):
+        row, column = divmod(i, columns)
+        axis.text(column * (width + padding) + width / 2, row * (height + padding) + height + padding / 2,
+                  f"{share:.2%}", ha="center", va="center", fontsize=6)
+    axis.set_title(f"{title}\n{heading}" if title else heading, fontsize=9)
+    axis.axis("off")
+    figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return path
 
 
 def write_figures(model, test_images, log_likelihoods, directory, num_images=100, seed=0,
-                  title=""):
+                  title="", train_images=None, max_usage_images=2000):
     """Writes the paper's figures for ``model`` into ``directory``.
+
+    The test images shown are ``num_images`` drawn at random with ``seed``;
+    for a VampPrior, the pseudo-inputs are ranked by ``pseudo_input_usage`` on
+    at most ``max_usage_images`` of ``train_images`` (the test images if None),
+    also drawn at random.
 
     Returns ``{name: path}``; ``pseudo_inputs`` only for a VampPrior.
     """
     os.makedirs(directory, exist_ok=True)
-    real = np.asarray(test_images[:num_images])
+    real = np.asarray(test_images)[random_indices(len(test_images), num_images, seed)]
+    real_title = f"{len(real)} random test images"
     generated = np.asarray(model.sample(len(real), seed=tf.constant([seed, 1], tf.int32)))
     reconstructions = np.asarray(model.reconstruct(tf.constant(real)))
     prefix = f"{title}: " if title else ""
     paths = {
         "samples": plot_samples(real, generated, os.path.join(directory, "samples.png"),
-                                f"{prefix}samples"),
+                                f"{prefix}samples", real_title),
         "reconstructions": plot_reconstructions(
-            real, reconstructions, os.path.join(directory, "reconstructions.png")),
+            real, reconstructions, os.path.join(directory, "reconstructions.png"), real_title),
         "log_likelihood_histogram": plot_log_likelihood_histogram(
             log_likelihoods, os.path.join(directory, "log_likelihood_histogram.png"),
             f"{prefix}test log-likelihood"),
     }
     if isinstance(model.prior, VampPrior):
+        kind = "test" if train_images is None else "training"
+        images = np.asarray(test_images if train_images is None else train_images)
+        images = images[random_indices(len(images), max_usage_images, seed)]
         paths["pseudo_inputs"] = plot_pseudo_inputs(
-            np.asarray(model.prior.pseudo_inputs()), os.path.join(directory, "pseudo_inputs.png"))
+            np.asarray(model.prior.pseudo_inputs()), pseudo_input_usage(model, images),
+            os.path.join(directory, "pseudo_inputs.png"),
+            usage_of=f"{len(images)} random {kind} images", title=title)
     return paths

@@ -89,6 +89,9 @@ class Prior(keras.layers.Layer):
     def __init__(self, latent_dim, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = int(latent_dim)
+        # Priors create their weights in __init__: nothing is left for build()
+        # (else Keras warns when a model containing one is built).
+        self.built = True
 
     def distribution(self):
         raise NotImplementedError

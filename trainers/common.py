@@ -3,10 +3,9 @@ of a run from its flags, the run's files, and the results table."""
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
-
-from tfvamp import models
 
 # Flags that fix the model's variables: a run resumes only with the same values.
 MODEL_FLAGS = ("dataset", "model", "prior", "num_components", "latent_dim", "hidden_units")
@@ -14,6 +13,8 @@ MODEL_FLAGS = ("dataset", "model", "prior", "num_components", "latent_dim", "hid
 
 def build_model_for(dataset, config):
     """The model ``config`` describes, for ``dataset`` (an ``ImageDataset``)."""
+    from tfvamp import models
+
     init_mean, init_std = dataset.pseudo_inputs_init
     return models.build_model(
         config["model"],
@@ -66,6 +67,27 @@ def check_same_model(saved, config, output_dir):
                          "Use another --output_dir, or the run's own flags to resume it.")
 
 
+def finished_run_message(config):
+    """If ``config["output_dir"]`` holds a finished run (its ``results.json``),
+    what to tell the user; ``None`` otherwise. Raises ``RunMismatchError`` if
+    the run there has other model flags."""
+    output_dir = config["output_dir"]
+    path = os.path.join(output_dir, "results.json")
+    if not os.path.exists(path):
+        return None
+    check_same_model(read_config(output_dir), config, output_dir)
+    with open(path) as f:
+        results = json.load(f)
+    return (f"{os.path.abspath(output_dir)} holds a finished run: test log-likelihood "
+            f"{results['test_log_likelihood']:.2f} nats (S={results['eval_samples']}), "
+            f"{results['epochs_trained']} epochs, best at epoch {results['best_epoch']}. "
+            "Nothing was changed.\n"
+            f"To re-evaluate it (written to a file of its own): python -m trainers.evaluate "
+            f"--output_dir={output_dir} --eval_samples=N\n"
+            "To train it on and replace its results: the same command with --replace_results "
+            "(the old results.json is kept).")
+
+
 def weights_fingerprint(model):
     """SHA-256 of every model variable's bytes: equal fingerprints, equal weights."""
     digest = hashlib.sha256()
@@ -88,3 +110,35 @@ def evaluation_rows(results):
         ("test reconstruction", f"{results['test_reconstruction']:.2f}"),
         ("test KL", f"{results['test_kl']:.2f}"),
     ]
+
+
+class ProgressLine:
+    """A ``progress(done, total)`` callback that prints a line with the
+    elapsed time and an estimate of the time left, at the first call and
+    then every tenth of the work (so a log file gets about ten lines)."""
+
+    def __init__(self, what, unit, stream=None):
+        self.what, self.unit, self.stream = what, unit, stream
+        self.start = time.perf_counter()
+        self.next_fraction = 0.0
+
+    def __call__(self, done, total):
+        fraction = done / total if total else 1.0
+        if fraction < self.next_fraction and done < total:
+            return
+        self.next_fraction = (int(fraction * 10) + 1) / 10
+        elapsed = time.perf_counter() - self.start
+        left = f", about {_duration(elapsed / fraction - elapsed)} left" if 0 < fraction < 1 else ""
+        print(f"{self.what}: {done}/{total} {self.unit}, {_duration(elapsed)}{left}",
+              file=self.stream, flush=True)
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

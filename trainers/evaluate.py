@@ -4,21 +4,19 @@ r"""Re-runs the test evaluation of a run of ``trainers.train`` from its best wei
 
 Rebuilds the model from ``OUTPUT_DIR/config.json``, loads the best validation
 weights from ``OUTPUT_DIR/checkpoints/best``, estimates the test
-log-likelihood by importance sampling and prints the results table. Works on a
-finished run and on one still training (with its best weights so far).
+log-likelihood by importance sampling, prints the results table and writes
+them to a file of its own, ``OUTPUT_DIR/evaluations/<UTC time>-S<samples>.json``
+(with the per-example log-likelihoods beside it as ``.npy``): the run's
+``results.json`` is never touched. Works on a finished run and on one still
+training (with its best weights so far).
 """
+import datetime
 import os
 import sys
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tfvamp import datasets, evaluation  # noqa: E402
-from tfvamp.callbacks import best_checkpoint_path, saved_best_epoch  # noqa: E402
-from trainers import common  # noqa: E402
+from trainers import cli, common
 
 flags.DEFINE_string("output_dir", None, "Output directory of a run of trainers.train.", required=True)
 flags.DEFINE_integer("eval_samples", None, "Importance samples per test image (default: the run's).",
@@ -30,9 +28,16 @@ flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
 FLAGS = flags.FLAGS
 
 
-def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None):
+def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None, progress=None):
     """Test results of the best weights saved in ``output_dir``; a dict like
-    ``results.json``'s test entries, plus ``best_epoch``."""
+    ``results.json``'s test entries, plus ``best_epoch``, ``config`` and the
+    per-example ``log_likelihoods``. ``progress(done, total)`` is called after
+    every batch of test images."""
+    import tensorflow as tf
+
+    from tfvamp import datasets, evaluation
+    from tfvamp.callbacks import best_checkpoint_path, saved_best_epoch
+
     config = common.read_config(output_dir)
     best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
     if not best_epoch:
@@ -44,7 +49,7 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     ).assert_existing_objects_matched()
     eval_samples = eval_samples or config["eval_samples"]
     test = evaluation.evaluate(model, dataset.test, eval_samples,
-                               eval_batch_size or config["eval_batch_size"])
+                               eval_batch_size or config["eval_batch_size"], progress=progress)
     return {
         "test_log_likelihood": test["mean_log_likelihood"],
         "test_elbo": test["mean_elbo"],
@@ -53,24 +58,46 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
         "eval_samples": eval_samples,
         "best_epoch": best_epoch,
         "config": config,
+        "log_likelihoods": test["log_likelihood"],
     }
+
+
+def write_evaluation(output_dir, results):
+    """Writes ``results`` to ``output_dir/evaluations/<UTC time>-S<samples>.json``
+    (and the per-example log-likelihoods to the same name ``.npy``), a new
+    file every time; returns the JSON path."""
+    import numpy as np
+
+    directory = os.path.join(output_dir, "evaluations")
+    os.makedirs(directory, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stem = os.path.join(directory, f"{stamp}-S{results['eval_samples']}")
+    np.save(f"{stem}.npy", results["log_likelihoods"])
+    common.write_json_atomic(f"{stem}.json", {k: v for k, v in results.items() if k != "log_likelihoods"})
+    return f"{stem}.json"
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir)
+        common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+        cli.import_tensorflow()
+        results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
+                               progress=common.ProgressLine("Test log-likelihood by importance sampling",
+                                                            "images"))
     except FileNotFoundError as error:
         sys.exit(f"Error: {error}")
+    path = write_evaluation(FLAGS.output_dir, results)
     config = results["config"]
     print(common.results_table([
         ("run", f"{config['model']} + {config['prior']} prior on {config['dataset']} "
-                f"({FLAGS.output_dir})"),
+                f"({os.path.abspath(FLAGS.output_dir)})"),
         ("weights", f"best validation, epoch {results['best_epoch']}"),
         *common.evaluation_rows(results),
-    ]))
+        ("written to", os.path.abspath(path)),
+    ]), flush=True)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,12 +10,9 @@ number. Prints the new export's path.
 import json
 import os
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from tfvamp import export  # noqa: E402
+from trainers import cli
 
 flags.DEFINE_string("output_dir", None, "Directory of a finished trainers.train run.", required=True)
 flags.DEFINE_integer("version", None, "Version to export as (default: the next free number); "
@@ -28,6 +25,8 @@ FLAGS = flags.FLAGS
 
 def reexport(output_dir, version=None, model_name=None):
     """Writes the newest export of the run in ``output_dir`` as a new version; returns its path."""
+    from tfvamp import export
+
     if model_name is None:
         results_path = os.path.join(output_dir, "results.json")
         if not os.path.exists(results_path):
@@ -47,6 +46,7 @@ def reexport(output_dir, version=None, model_name=None):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.import_tensorflow()
     try:
         print(reexport(FLAGS.output_dir, FLAGS.version, FLAGS.model_name))
     except (FileNotFoundError, FileExistsError) as error:
@@ -54,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

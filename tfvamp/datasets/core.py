@@ -37,8 +37,18 @@ class ImageDataset:
         return getattr(self, name)
 
     def pipeline(self, split, batch_size, shuffle=False, seed=None, drop_remainder=False):
-        """A batched, prefetched ``tf.data.Dataset`` of the images of ``split``."""
+        """A batched, prefetched ``tf.data.Dataset`` of the images of ``split``.
+
+        ``batch_size=None``: the whole split as one batch of static shape
+        (a model's ``test_step`` then evaluates it in chunks, with its prior
+        computed once).
+        """
         images = self.split(split)
+        if batch_size is None:
+            if shuffle or (split == "train" and self.dynamic_binarization):
+                raise ValueError("batch_size=None is for fixed evaluation sets: no shuffling "
+                                 "or dynamic binarisation")
+            return tf.data.Dataset.from_tensors(images)
         dataset = tf.data.Dataset.from_tensor_slices(images)
         if shuffle:
             dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)

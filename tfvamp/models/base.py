@@ -140,7 +140,17 @@ class LatentVariableModel(keras.Model):
         return self._update_metrics(terms)
 
     def test_step(self, data):
-        return self._update_metrics(self.elbo_terms(_images(data), beta=1.0))
+        """The ELBO (beta = 1) of a batch, with the prior computed once for
+        the whole batch (the VampPrior's K pseudo-inputs encoded once).
+
+        A batch of static size (e.g. a whole validation set from
+        ``ImageDataset.pipeline(split, batch_size=None)``) is evaluated in
+        chunks of ``rows_per_chunk`` images, so memory stays bounded.
+        """
+        prior = self.prior_distribution()
+        terms = _negative_elbo_in_chunks(lambda x: self.log_terms(x, prior), _images(data),
+                                         self.rows_per_chunk)
+        return self._update_metrics(terms)
 
     def _update_metrics(self, terms):
         """Updates the running means; returns them over all replicas."""
@@ -230,6 +240,27 @@ def _sum_over_replicas(value):
         with tf.device(context.strategy.extended.worker_devices[0]):
             value = tf.identity(value)
     return context.all_reduce("sum", value)
+
+
+def _negative_elbo_in_chunks(log_terms_fn, x, chunk_size):
+    """``negative_elbo(log_terms_fn(x))``, on chunks of ``chunk_size`` rows
+    when the first dimension ``N`` of ``x`` is static and larger: the equal
+    chunks one after the other through one ``tf.map_fn``, then the remainder."""
+    def elbo(images):
+        return objectives.negative_elbo(log_terms_fn(images))
+
+    n = x.shape[0]
+    if n is None or n <= chunk_size:
+        return elbo(x)
+    whole = n - n % chunk_size
+    chunks = tf.reshape(x[:whole], [whole // chunk_size, chunk_size, *x.shape[1:]])
+    row_spec = tf.TensorSpec([chunk_size], tf.float32)
+    terms = tf.map_fn(elbo, chunks, fn_output_signature=objectives.ElboTerms(row_spec, row_spec, row_spec),
+                      parallel_iterations=1)
+    terms = [tf.reshape(t, [whole]) for t in terms]
+    if whole < n:
+        terms = [tf.concat([a, b], 0) for a, b in zip(terms, elbo(x[whole:]))]
+    return objectives.ElboTerms(*terms)
 
 
 def _images(data):

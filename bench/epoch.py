@@ -1,0 +1,117 @@
+r"""Epoch time of the whole trainer against bare ``fit`` steps (issue 11).
+
+    PYTHONPATH=. python bench/epoch.py                     # vae, hvae x standard, vamp; ~4 min
+    PYTHONPATH=. python bench/epoch.py --bench_models=vae --bench_epochs=6 --rounds=1
+
+For each configuration, on Caltech 101 Silhouettes with the paper's settings
+(batch 100, 41 steps an epoch, K = 500), one run measures:
+
+* **trainer**: ``trainers.training.Trainer.fit``, exactly what
+  ``python -m trainers.train`` runs per epoch (train steps, validation pass,
+  KL warm-up, early stopping, checkpoint writes, TensorBoard scalars, samples
+  every ``--sample_every`` epochs, the one-line epoch log), timed from one
+  epoch's end to the next's, after every callback;
+* **bare**: ``model.fit`` on the same model and pipeline with no callbacks
+  and no validation, plus one validation pass (``model.evaluate`` of the
+  trainer's validation set), timed the same way.
+
+Medians over the epochs after the first of each round (compilation); the
+two take turns ``--rounds`` times so they share the machine's load. Ratio =
+trainer / (bare + validation): the per-epoch cost of everything else.
+"""
+import io
+import os
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainers import cli  # noqa: E402
+
+flags.DEFINE_list("bench_models", ["vae", "hvae"], "Models to time.")
+flags.DEFINE_list("bench_priors", ["standard", "vamp"], "Priors to time.")
+flags.DEFINE_integer("bench_epochs", 8, "Epochs per round and kind (the first is not counted).")
+flags.DEFINE_integer("rounds", 2, "Rounds of (trainer, bare) per configuration.")
+
+
+FLAGS = flags.FLAGS
+# The authors' PyTorch code on this kind of machine (2 threads), seconds per
+# Caltech epoch with validation, two rounds (issue 11).
+AUTHORS = {"standard": (0.60, 0.54), "vamp": (2.04, 2.50)}
+
+
+def main(argv):
+    del argv
+    tf = cli.import_tensorflow()
+    import keras
+    import numpy as np
+
+    from tfvamp import datasets, distribute
+    from trainers import train, training
+
+    class EpochEnds(keras.callbacks.Callback):
+        """Time stamps of the start of training and of every epoch's end."""
+
+        def on_train_begin(self, logs=None):
+            self.stamps = [time.perf_counter()]
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.stamps.append(time.perf_counter())
+
+        def seconds(self):
+            return list(np.diff(self.stamps))[1:]  # the first epoch compiles
+
+    dataset = datasets.load_dataset("caltech")
+    defaults = {f.name: f.default for f in train.FLAGS.get_flags_for_module(train)}
+    rows = []
+    for model_name in FLAGS.bench_models:
+        for prior in FLAGS.bench_priors:
+            config = {**defaults, "model": model_name, "prior": prior, "verbose": "2",
+                      "sample_every": 10, "strategy": "default",
+                      "output_dir": tempfile.mkdtemp(prefix="tfvamp_bench_")}
+            strategy = distribute.make_strategy("default")
+            trainer_times, bare_times, validation_times = [], [], []
+            trainer = None
+            for round_ in range(FLAGS.rounds):
+                config["epochs"] = (round_ + 1) * FLAGS.bench_epochs
+                trainer = training.Trainer(config, dataset, strategy, config["output_dir"])
+                stamps = EpochEnds()
+                sys.stdout, printed = io.StringIO(), sys.stdout  # the epoch lines
+                try:
+                    trainer.fit([stamps])
+                finally:
+                    sys.stdout = printed
+                trainer_times += stamps.seconds()
+                model = trainer.model
+                stamps = EpochEnds()
+                model.fit(dataset.pipeline("train", 100, shuffle=True, seed=round_), epochs=FLAGS.bench_epochs,
+                          shuffle=False, verbose=0, callbacks=[stamps])
+                bare_times += stamps.seconds()
+                validation = dataset.pipeline("validation", None)
+                for _ in range(FLAGS.bench_epochs):
+                    start = time.perf_counter()
+                    model.evaluate(validation, verbose=0)
+                    validation_times.append(time.perf_counter() - start)
+            trainer_s = float(np.median(trainer_times))
+            bare_s = float(np.median(bare_times))
+            validation_s = float(np.median(validation_times[1:]))
+            authors = AUTHORS[prior]
+            rows.append((model_name, prior, trainer_s, bare_s, validation_s,
+                         trainer_s / (bare_s + validation_s),
+                         f"{min(authors) / trainer_s:.1f}x" if model_name == "vae" else "-"))
+            print(f"done {model_name} {prior}: trainer {np.round(trainer_times, 3)} "
+                  f"bare {np.round(bare_times, 3)}", file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    print(f"Caltech, batch 100, 41 steps/epoch, K=500; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
+          f"TensorFlow {tf.__version__}")
+    print("| model | prior | trainer s/epoch | bare fit s/epoch | validation pass s | ratio | vs authors' best |")
+    print("|---|---|---|---|---|---|---|")
+    for model_name, prior, trainer_s, bare_s, validation_s, ratio, authors in rows:
+        print(f"| {model_name} | {prior} | {trainer_s:.3f} | {bare_s:.3f} | {validation_s:.3f} | "
+              f"{ratio:.2f} | {authors} |")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,214 @@
+"""The run behind ``trainers.train``: training with the paper's schedule,
+test evaluation, figures, export and ``results.json``, with progress lines
+a log file can hold."""
+import datetime
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from tfvamp import datasets, distribute, evaluation, export, figures
+from tfvamp.callbacks import (
+    EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
+    TensorBoardLog, TrainingCheckpoint)
+from tfvamp.optimizers import AdamNormGrad
+from trainers import common
+
+OPTIMIZERS = {"adam_normgrad": AdamNormGrad, "adam": keras.optimizers.Adam}
+
+
+class RunFinishedError(RuntimeError):
+    """``output_dir`` holds a finished run and ``replace_results`` is not set."""
+
+
+def prepare_output_dir(config, write):
+    """Checks a run already in ``output_dir`` has the same model flags and is
+    not finished (unless ``replace_results``); writes ``config.json`` for a
+    new run when ``write``."""
+    output_dir = config["output_dir"]
+    finished = common.finished_run_message(config)
+    if finished and not config.get("replace_results"):
+        raise RunFinishedError(finished)
+    if os.path.exists(os.path.join(output_dir, "config.json")):
+        common.check_same_model(common.read_config(output_dir), config, output_dir)
+    elif write:
+        os.makedirs(output_dir, exist_ok=True)
+        common.write_json_atomic(os.path.join(output_dir, "config.json"), config)
+
+
+def train_and_evaluate(config, callbacks=()):
+    """Trains (resuming from ``output_dir`` if an unfinished run is there),
+    evaluates, writes the results and figures; returns the results dict.
+
+    ``callbacks`` are extra Keras callbacks for ``fit``. Raises
+    ``NonFiniteLossError`` if the loss becomes NaN or infinite, and
+    ``RunFinishedError`` if ``output_dir`` holds a finished run and
+    ``config["replace_results"]`` is not set.
+    """
+    if config.get("logical_cpu_devices"):
+        distribute.configure_logical_cpus(config["logical_cpu_devices"])
+    strategy = distribute.make_strategy(config["strategy"])
+    chief = distribute.is_chief(strategy)
+    output_dir = config["output_dir"]
+    # Non-chief workers of a cluster take part in every step but write to a scratch directory.
+    dataset = datasets.load_dataset(config["dataset"], config["data_dir"])  # before writing anything
+    write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfvamp_worker_")
+    prepare_output_dir(config, write=chief)
+    try:
+        return _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _say(message):
+    print(message, flush=True)
+
+
+def _fit_verbosity(config):
+    """Keras' ``verbose`` for ``fit`` and whether to print one line per epoch."""
+    verbose = config["verbose"]
+    if verbose == "auto":
+        verbose = "1" if sys.stdout.isatty() else "2"
+    return (1, False) if verbose == "1" else (0, verbose == "2")
+
+
+class Trainer:
+    """The model of a run, compiled under ``strategy``, with its training
+    state restored from ``output_dir`` (if a run is there) and the callbacks
+    of the paper's schedule; ``fit()`` trains it as ``trainers.train`` does.
+
+    Its parts are attributes: ``model``, ``guard`` (``StopOnNonFiniteLoss``),
+    ``early_stopping``, ``checkpoint`` and ``initial_epoch`` (epochs already
+    completed).
+    """
+
+    def __init__(self, config, dataset, strategy, write_dir):
+        self.config, self.dataset, self.strategy, self.write_dir = config, dataset, strategy, write_dir
+        keras.utils.set_random_seed(config["seed"])
+        self.jit_compile = bool(config["jit_compile"]) and distribute.supports_jit(strategy)
+        with strategy.scope():
+            self.model = common.build_model_for(dataset, config)
+            optimizer = OPTIMIZERS[config["optimizer"]](config["learning_rate"])
+            self.model.compile(optimizer=optimizer, jit_compile=self.jit_compile)
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.guard = StopOnNonFiniteLoss()
+        self.early_stopping = PaperEarlyStopping(config["early_stopping_patience"],
+                                                 warmup_epochs=config["warmup_epochs"])
+        self.checkpoint = TrainingCheckpoint(common.checkpoint_dir(write_dir), self.model,
+                                             self.early_stopping, self.guard)
+        self.initial_epoch = self.checkpoint.restore(common.checkpoint_dir(config["output_dir"]))
+
+    @property
+    def done(self):
+        return self.initial_epoch >= self.config["epochs"] or self.early_stopping.stopped
+
+    def fit(self, callbacks=()):
+        """Trains from ``initial_epoch`` up to ``config["epochs"]`` or early
+        stopping; ``callbacks`` come after the trainer's own."""
+        config = self.config
+        # One replica: the validation set as one batch, so the prior (the VampPrior's
+        # pseudo-inputs) is encoded once per pass; several: batches split across them.
+        single = self.strategy.num_replicas_in_sync == 1
+        fit_verbose, epoch_lines = _fit_verbosity(config)
+        self.model.fit(
+            self.dataset.pipeline("train", config["batch_size"], shuffle=True,
+                                  seed=config["seed"] + self.initial_epoch),
+            validation_data=self.dataset.pipeline("validation", None if single else config["batch_size"]),
+            initial_epoch=self.initial_epoch,
+            epochs=config["epochs"],
+            shuffle=False,  # the pipeline shuffles
+            callbacks=[
+                KLWarmUp(config["warmup_epochs"]), self.guard, self.early_stopping, EpochTimer(),
+                TensorBoardLog(os.path.join(self.write_dir, "tensorboard"), config["sample_every"],
+                               seed=config["seed"]),
+                self.checkpoint,
+                *([EpochLog(self.early_stopping)] if epoch_lines else []),
+                *callbacks,
+            ],
+            verbose=fit_verbose,
+        )
+
+
+def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
+    output_dir = config["output_dir"]
+    trainer = Trainer(config, dataset, strategy, write_dir)
+    model, guard, early_stopping, checkpoint = (trainer.model, trainer.guard, trainer.early_stopping,
+                                                trainer.checkpoint)
+    initial_epoch = trainer.initial_epoch
+    _say(f"{config['model']} + {config['prior']} prior on {config['dataset']}: "
+         f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
+         f"XLA {'on' if trainer.jit_compile else 'off'}; {'chief' if chief else 'worker'} writing to "
+         f"{os.path.abspath(write_dir)}")
+    if initial_epoch:
+        _say(f"Resuming {output_dir} after epoch {initial_epoch} "
+             f"(best validation loss {early_stopping.best:.3f} at epoch {early_stopping.best_epoch})")
+    start = time.perf_counter()
+    if not trainer.done:
+        trainer.fit(callbacks)
+    train_seconds = time.perf_counter() - start
+    if guard.failure is not None:
+        raise NonFiniteLossError(
+            f"{guard.failure}; training stopped. The last good checkpoint (after epoch "
+            f"{len(checkpoint.history)}) in {checkpoint.directory} is intact: rerunning resumes "
+            "from it (consider a lower --learning_rate).")
+    epochs_trained = len(checkpoint.history)
+    _say(early_stopping.stop_reason() or f"Reached the epoch limit (--epochs={config['epochs']}) "
+         f"after {epochs_trained} epochs; best validation loss {early_stopping.best:.3f} at epoch "
+         f"{early_stopping.best_epoch}.")
+    fingerprint = common.weights_fingerprint(model)
+    _say(f"Last-epoch weights fingerprint (sha256) {fingerprint}")
+    results = {"epochs_trained": epochs_trained, "resumed_after_epoch": initial_epoch,
+               "last_weights_sha256": fingerprint,
+               "train_seconds": sum(epoch.get("epoch_seconds", 0.0) for epoch in checkpoint.history),
+               "session_train_seconds": train_seconds}
+    if not chief:
+        return results
+
+    checkpoint.restore_best()
+    results.update(evaluate_and_write(model, dataset, config, output_dir))
+    _say("Exporting the best weights for TensorFlow Serving ...")
+    start = time.perf_counter()
+    export_path = os.path.abspath(export.export_model(model, os.path.join(output_dir, "export"), config["model"]))
+    _say(f"Exported {export_path} ({time.perf_counter() - start:.1f} s)")
+    results.update(best_validation_loss=early_stopping.best, best_epoch=early_stopping.best_epoch,
+                   history=checkpoint.history, flags=config, export=export_path)
+    results_path = os.path.join(output_dir, "results.json")
+    if os.path.exists(results_path):  # only with replace_results: keep the old results
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        os.replace(results_path, os.path.join(output_dir, f"results.replaced-{stamp}.json"))
+    common.write_json_atomic(results_path, results)
+    return results
+
+
+def evaluate_and_write(model, dataset, config, output_dir):
+    """Test evaluation of ``model`` (its best weights), the per-example
+    log-likelihoods and the figures; returns the test results."""
+    start = time.perf_counter()
+    test = evaluation.evaluate(model, dataset.test, config["eval_samples"], config["eval_batch_size"],
+                               progress=common.ProgressLine(
+                                   f"Test log-likelihood by importance sampling (S={config['eval_samples']})",
+                                   "images"))
+    eval_seconds = time.perf_counter() - start
+    np.save(os.path.join(output_dir, "test_log_likelihoods.npy"), test["log_likelihood"])
+    _say("Writing figures ...")
+    start = time.perf_counter()
+    figure_paths = figures.write_figures(
+        model, dataset.test, test["log_likelihood"], os.path.join(output_dir, "figures"),
+        seed=config["seed"], title=f"{config['model']} + {config['prior']} prior on {config['dataset']}",
+        train_images=dataset.train)
+    _say(f"Figures in {os.path.abspath(os.path.join(output_dir, 'figures'))} "
+         f"({time.perf_counter() - start:.1f} s)")
+    return {
+        "test_log_likelihood": test["mean_log_likelihood"],
+        "test_elbo": test["mean_elbo"],
+        "test_reconstruction": test["mean_reconstruction"],
+        "test_kl": test["mean_kl"],
+        "eval_samples": config["eval_samples"],
+        "eval_seconds": eval_seconds,
+        "figures": sorted(os.path.abspath(p) for p in figure_paths.values()),
+    }
