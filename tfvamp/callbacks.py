@@ -9,6 +9,7 @@ ones before it), ``EpochLog``.
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -142,11 +143,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     ``directory/state/epoch-N`` holds every model variable (weights, beta, the
     sampling seed), the optimizer's variables, the completed epochs, the
     early-stopping state and the history (the last 2 kept);
-    ``directory/best/epoch-N`` holds the model variables of the best validation
-    epoch N. Both are written by ``tf.train.CheckpointManager``: a checkpoint
-    becomes visible only once complete, so a crash mid-write leaves the
-    previous one intact. A crash between the two saves is repaired by
-    ``restore``.
+    ``directory/best/epoch-N`` is the state of the best validation epoch N,
+    kept as hard links to its state files (a copy where links are not
+    supported), so keeping the best weights writes nothing more; its model
+    variables are read with ``restore_best_weights``. The state is written by
+    ``tf.train.CheckpointManager``: a checkpoint becomes visible only once
+    complete, so a crash mid-write leaves the previous one intact. The best
+    files appear data first, index last (each renamed into place); a crash
+    between the two is repaired by ``restore``.
 
     Variables are checkpointed as flat lists in the model's own order, so a
     checkpoint restores into a model built with the same flags.
@@ -170,9 +174,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             tf.train.Checkpoint(model=model_variables, optimizer=list(model.optimizer.variables),
                                 trainer=trainer),
             os.path.join(directory, "state"), max_to_keep=2, checkpoint_name="epoch")
-        self.best = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=model_variables), os.path.join(directory, "best"),
-            max_to_keep=1, checkpoint_name="epoch")
+        self.model_variables = model_variables
 
     def restore(self, directory=None):
         """Restores the latest state saved in ``directory`` (default: this
@@ -189,9 +191,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         best_epoch = self.early_stopping.best_epoch
         own = os.path.normpath(directory or self.directory) == os.path.normpath(self.directory)
         if own and epoch == best_epoch and not tf.io.gfile.exists(self.best_checkpoint_path() + ".index"):
-            # A crash came between saving the state and the best weights: the
-            # weights just restored are that best epoch's.
-            self.best.save(checkpoint_number=best_epoch)
+            # A crash came between saving the state and keeping it as the best.
+            self._keep_as_best(path, best_epoch)
         return epoch
 
     def best_checkpoint_path(self):
@@ -201,7 +202,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def restore_best(self):
         """Loads the best validation weights into the model (no-op before any epoch)."""
         if self.early_stopping.best_epoch:
-            self.best.checkpoint.restore(self.best_checkpoint_path()).assert_existing_objects_matched()
+            restore_best_weights(self.model_variables, self.best_checkpoint_path())
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard is not None and self.guard.failure is not None:
@@ -213,13 +214,39 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self._wait.assign(self.early_stopping.wait)
         self._history.assign(json.dumps(self.history))
         # The state first: best weights are only ever written for an epoch it records.
-        self.state.save(checkpoint_number=epoch + 1)
+        path = self.state.save(checkpoint_number=epoch + 1)
         if self.early_stopping.improved:
-            self.best.save(checkpoint_number=epoch + 1)
+            self._keep_as_best(path, epoch + 1)
+
+    def _keep_as_best(self, state_path, epoch):
+        """Makes the state checkpoint ``state_path`` the best one, as ``best/epoch-<epoch>``."""
+        target = best_checkpoint_path(self.directory, epoch)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        sources = sorted(tf.io.gfile.glob(state_path + ".data-*")) + [state_path + ".index"]
+        for source in sources:
+            final = target + source[len(state_path):]
+            temporary = f"{final}.tmp"
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            try:
+                os.link(source, temporary)
+            except OSError:
+                shutil.copyfile(source, temporary)
+            os.replace(temporary, final)
+        for name in os.listdir(os.path.dirname(target)):
+            if not name.startswith(os.path.basename(target) + "."):
+                os.remove(os.path.join(os.path.dirname(target), name))
 
 
 def best_checkpoint_path(directory, best_epoch):
     return os.path.join(directory, "best", f"epoch-{int(best_epoch)}")
+
+
+def restore_best_weights(model_variables, path):
+    """Loads the model variables (``list(model.variables)``) saved at ``path``
+    by ``TrainingCheckpoint`` (a best or a state checkpoint)."""
+    status = tf.train.Checkpoint(model=list(model_variables)).restore(path)
+    status.assert_existing_objects_matched().expect_partial()  # the optimizer's state is not wanted
 
 
 def saved_best_epoch(directory):

@@ -33,10 +33,8 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     ``results.json``'s test entries, plus ``best_epoch``, ``config`` and the
     per-example ``log_likelihoods``. ``progress(done, total)`` is called after
     every batch of test images."""
-    import tensorflow as tf
-
     from tfvamp import datasets, evaluation
-    from tfvamp.callbacks import best_checkpoint_path, saved_best_epoch
+    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
 
     config = common.read_config(output_dir)
     best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
@@ -44,9 +42,7 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
         raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
     dataset = datasets.load_dataset(config["dataset"], data_dir or config["data_dir"])
     model = common.build_model_for(dataset, config)
-    tf.train.Checkpoint(model=list(model.variables)).restore(
-        best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch)
-    ).assert_existing_objects_matched()
+    restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch))
     eval_samples = eval_samples or config["eval_samples"]
     test = evaluation.evaluate(model, dataset.test, eval_samples,
                                eval_batch_size or config["eval_batch_size"], progress=progress)
