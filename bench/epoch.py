@@ -72,9 +72,9 @@ def main(argv):
     for model_name in FLAGS.bench_models:
         for prior in FLAGS.bench_priors:
             config = {**defaults, "model": model_name, "prior": prior, "verbose": "2",
-                      "sample_every": 10, "strategy": "default",
+                      "sample_every": 10,
                       "output_dir": tempfile.mkdtemp(prefix="tfvamp_bench_")}
-            strategy = distribute.make_strategy("default")
+            strategy = distribute.make_strategy(config["strategy"])  # auto, as the trainer
             trainer_times, bare_times, validation_times = [], [], []
             trainer = None
             for round_ in range(FLAGS.rounds):

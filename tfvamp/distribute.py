@@ -4,7 +4,9 @@
 
 * ``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names a cluster
   of several tasks, ``MirroredStrategy`` over all GPUs when there are several,
-  one device (the GPU if there is one) otherwise;
+  otherwise TensorFlow's default strategy (which places work on the GPU if
+  there is one): ``OneDeviceStrategy`` measured 0.4-1.5 s slower per Caltech
+  epoch of 41 steps on a 2-core CPU (``bench/README.md``);
 * ``default``: TensorFlow's default (no-op) strategy;
 * ``one_device``: ``OneDeviceStrategy`` on the first GPU, else the CPU;
 * ``mirrored``: ``MirroredStrategy`` over all GPUs, or over all logical CPU
@@ -64,7 +66,7 @@ def make_strategy(name="auto"):
         elif num_gpus > 1:
             name = "mirrored"
         else:
-            name = "one_device"
+            name = "default"
     if name == "multi_worker":
         if cluster_size() < 1:
             raise ValueError("--strategy=multi_worker needs TF_CONFIG naming the cluster, e.g. "
