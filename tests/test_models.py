@@ -96,3 +96,24 @@ def test_custom_encoder_example_trains():
     spec.loader.exec_module(example)
     before, after = example.main(steps=100)
     assert after < before - 100
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_whole_validation_set_as_one_batch_is_evaluated_in_chunks_with_one_prior(
+        trained_vae, caltech, jit_compile, monkeypatch):
+    """The trainer's validation pass: one static batch of 2,264 images, in chunks of 500
+    (4 and a remainder of 264), the pseudo-inputs encoded once; the same ELBO as batches of 100."""
+    model = trained_vae
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+    monkeypatch.setattr(model, "rows_per_chunk", 500)
+    priors_built = []
+    distribution = model.prior.distribution
+    monkeypatch.setattr(model.prior, "distribution", lambda: priors_built.append(1) or distribution())
+
+    whole = model.evaluate(caltech.pipeline("validation", None), verbose=0, return_dict=True)
+    assert len(priors_built) == 1  # traced once, for the one batch: one encoder pass of the K pseudo-inputs
+    assert int(model.loss_tracker.count) == len(caltech.validation)
+    batched = model.evaluate(caltech.pipeline("validation", 100), verbose=0, return_dict=True)
+    # One-sample ELBOs of 2,264 images: the two means agree within their Monte Carlo error.
+    assert whole["loss"] == pytest.approx(batched["loss"], rel=0.01)
+    assert whole["kl"] == pytest.approx(batched["kl"], rel=0.02)

@@ -233,3 +233,15 @@ def test_a_finished_run_is_refused_unless_replace_results_which_keeps_the_old_re
     # A new export version beside the old one, which is never replaced.
     assert replaced["export"] != results["export"]
     assert sorted(os.listdir(os.path.dirname(replaced["export"]))) == ["1", "2"]
+
+
+def test_early_stopping_says_why_it_stopped():
+    early_stopping = PaperEarlyStopping(patience=2, warmup_epochs=3)
+    early_stopping.set_model(keras.Model())
+    assert early_stopping.stop_reason() is None
+    for epoch, val_loss in enumerate([5.0, 4.0, 4.5, 4.6, 4.7, 4.8]):
+        early_stopping.on_epoch_end(epoch, {"val_loss": val_loss})
+    assert early_stopping.stopped and early_stopping.model.stop_training
+    assert early_stopping.stop_reason() == (
+        "Stopped early after epoch 6: the validation loss did not improve for 3 epochs (patience 2, "
+        "counted after the 3 warm-up epochs); best 4.000 at epoch 2.")

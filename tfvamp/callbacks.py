@@ -73,6 +73,7 @@ class PaperEarlyStopping(keras.callbacks.Callback):
         self.best_epoch = 0
         self.wait = 0
         self.improved = False
+        self.last_epoch = 0  # the last epoch seen in this session
 
     @property
     def stopped(self):
@@ -83,6 +84,7 @@ class PaperEarlyStopping(keras.callbacks.Callback):
         if value is None:
             raise ValueError(f"PaperEarlyStopping needs {self.monitor!r} in the logs; "
                              "pass validation_data to fit().")
+        self.last_epoch = epoch + 1
         self.improved = float(value) < self.best
         if self.improved:
             self.best, self.best_epoch, self.wait = float(value), epoch + 1, 0
@@ -95,9 +97,10 @@ class PaperEarlyStopping(keras.callbacks.Callback):
         """Why training stopped early, as a sentence (``None`` if it did not)."""
         if not self.stopped:
             return None
-        return (f"Stopped early: the validation loss has not improved for {self.wait} epochs since "
-                f"its best, {self.best:.3f} at epoch {self.best_epoch} (patience {self.patience}, "
-                f"counted after the {self.warmup_epochs} warm-up epochs).")
+        after = f" after epoch {self.last_epoch}" if self.last_epoch else ""
+        return (f"Stopped early{after}: the validation loss did not improve for {self.wait} epochs "
+                f"(patience {self.patience}, counted after the {self.warmup_epochs} warm-up epochs); "
+                f"best {self.best:.3f} at epoch {self.best_epoch}.")
 
 
 class NonFiniteLossError(RuntimeError):
