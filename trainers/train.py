@@ -68,8 +68,6 @@ flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
                   "on a terminal, one line per epoch otherwise (a log file).")
 
 FLAGS = flags.FLAGS
-# Flags that only say how to run, not what the run is: not compared on resume.
-CONFIG_ONLY = ("config",)
 
 
 def flag_values():
@@ -91,14 +89,19 @@ def main(argv):
     config = flag_values()
     try:
         finished = common.finished_run_message(config)
-        if finished and not config["replace_results"]:
-            print(finished)
-            return
-        cli.import_tensorflow()
-        from trainers import training
+    except common.RunMismatchError as error:
+        sys.exit(f"Error: {error}")
+    if finished and not config["replace_results"]:
+        print(finished)
+        return
+    cli.import_tensorflow()
+    from tfvamp.callbacks import NonFiniteLossError
+    from tfvamp.datasets import DatasetError
+    from trainers import training
 
+    try:
         results = training.train_and_evaluate(config)
-    except training_errors() as error:
+    except (NonFiniteLossError, common.RunMismatchError, DatasetError) as error:
         sys.exit(f"Error: {error}")
     if "test_log_likelihood" not in results:
         print(f"Worker done: {results['epochs_trained']} epochs.")
@@ -108,17 +111,6 @@ def main(argv):
         ("epochs", f"{results['epochs_trained']} (best validation at epoch {results['best_epoch']})"),
         ("results", os.path.join(os.path.abspath(FLAGS.output_dir), "results.json")),
     ]), flush=True)
-
-
-def training_errors():
-    """The errors that end a run with a message, not a traceback."""
-    errors = [common.RunMismatchError]
-    if "trainers.training" in sys.modules:
-        from tfvamp import datasets
-        from tfvamp.callbacks import NonFiniteLossError
-
-        errors += [NonFiniteLossError, datasets.DatasetError]
-    return tuple(errors)
 
 
 if __name__ == "__main__":

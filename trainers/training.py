@@ -30,12 +30,12 @@ def prepare_output_dir(config, write):
     not finished (unless ``replace_results``); writes ``config.json`` for a
     new run when ``write``."""
     output_dir = config["output_dir"]
-    finished = common.finished_run_message(config)
+    finished = common.finished_run_message(config)  # checks the model flags of a finished run
     if finished and not config.get("replace_results"):
         raise RunFinishedError(finished)
-    if os.path.exists(os.path.join(output_dir, "config.json")):
+    if not finished and os.path.exists(os.path.join(output_dir, "config.json")):
         common.check_same_model(common.read_config(output_dir), config, output_dir)
-    elif write:
+    elif not finished and write:
         os.makedirs(output_dir, exist_ok=True)
         common.write_json_atomic(os.path.join(output_dir, "config.json"), config)
 
