@@ -22,6 +22,7 @@ flags.DEFINE_enum("prior", "vamp", cli.PRIORS, "Prior.")
 flags.DEFINE_integer("images", 100, "Test images timed (after the warm-up batch).")
 flags.DEFINE_integer("samples", 5000, "Importance samples per image.")
 flags.DEFINE_integer("eval_batch_size", 100, "Images per batch, as trainers.train --eval_batch_size.")
+flags.DEFINE_enum("precision", "float32", cli.PRECISIONS, "The networks' compute dtype, as trainers.train --precision.")
 
 FLAGS = flags.FLAGS
 
@@ -33,7 +34,7 @@ def main(argv):
 
     dataset = datasets.load_dataset("caltech")
     model = models.build_model(FLAGS.model, input_shape=dataset.input_shape, likelihood=dataset.likelihood,
-                               prior=FLAGS.prior, seed=0)
+                               prior=FLAGS.prior, seed=0, precision=FLAGS.precision)
     batch = min(FLAGS.eval_batch_size, FLAGS.images)
     evaluation.evaluate(model, dataset.test[:batch], FLAGS.samples, batch)  # traces
     start = time.perf_counter()
@@ -41,7 +42,7 @@ def main(argv):
     per_image = (time.perf_counter() - start) / FLAGS.images
     total = per_image * len(dataset.test)
     load = os.getloadavg()
-    print(f"{FLAGS.model} + {FLAGS.prior}, S={FLAGS.samples}, batches of {batch}: {per_image:.3f} s per "
+    print(f"{FLAGS.model} + {FLAGS.prior} ({FLAGS.precision}), S={FLAGS.samples}, batches of {batch}: {per_image:.3f} s per "
           f"test image; the Caltech test set ({len(dataset.test)} images): {total / 60:.1f} min "
           f"({total / 3600:.2f} h); load average {load[0]:.1f}")
 

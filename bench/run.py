@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -37,6 +36,9 @@ import tensorflow as tf  # noqa: E402
 
 from tfvamp import datasets, evaluation, models  # noqa: E402
 from tfvamp.optimizers import AdamNormGrad  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flops import step_flops  # noqa: E402
 
 flags.DEFINE_list("models", None, "Models to time (default: every key of tfvamp.models.MODELS).")
 flags.DEFINE_integer("rounds", 8, "Rounds of training epochs per configuration (the first is warm-up).")
@@ -60,40 +62,6 @@ def build(model_name, prior, num_components, jit_compile=True):
     model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=jit_compile,
                   steps_per_execution=FLAGS.steps_per_execution)
     return model
-
-
-# -- FLOPs -------------------------------------------------------------------
-def _op_flops(op):
-    """Multiply-add FLOPs (2 per MAC) of one matmul or convolution op."""
-    if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
-        a, b = (t.shape for t in op.inputs[:2])
-        out = op.outputs[0].shape
-        if not (a.is_fully_defined() and out.is_fully_defined()):
-            raise ValueError(f"unknown shape in {op.name}: {a} x {b}")
-        adj_a = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
-        inner = a[-2] if adj_a else a[-1]
-        return 2 * int(np.prod(out)) * int(inner)
-    if op.type in ("Conv2D", "Conv2DBackpropInput"):
-        kernel = op.inputs[1].shape
-        out = op.outputs[0].shape
-        return 2 * int(np.prod(out)) * int(np.prod(kernel[:3]))
-    return 0
-
-
-def _graph_flops(graph):
-    total = 0
-    for op in graph.get_operations():
-        total += _op_flops(op)
-    for function in graph._functions.values():  # bodies of nested tf.functions
-        total += _graph_flops(function.graph)
-    return total
-
-
-def step_flops(model):
-    """3x the matmul/conv FLOPs of the traced forward negative ELBO of one batch."""
-    spec = tf.TensorSpec([BATCH, 28, 28, 1], tf.float32)
-    forward = tf.function(lambda x: tf.reduce_mean(model.elbo_terms(x).loss))
-    return 3 * _graph_flops(forward.get_concrete_function(spec).graph)
 
 
 # -- timings -----------------------------------------------------------------

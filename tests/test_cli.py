@@ -101,6 +101,7 @@ def test_the_flag_choices_are_the_library_registries():
     assert tuple(cli.PRIORS) == tuple(priors.PRIORS)
     assert tuple(cli.STRATEGIES) == tuple(distribute.STRATEGIES)
     assert tuple(cli.OPTIMIZERS) == tuple(training.OPTIMIZERS)
+    assert tuple(cli.PRECISIONS) == tuple(models.base.PRECISIONS)
 
 
 def test_config_names_and_flagfiles_resolve_from_any_directory(tmp_path, monkeypatch):

@@ -37,3 +37,16 @@ def test_bernoulli_log_prob_sums_pixels():
     expected = (x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(3, -1).sum(-1)
     np.testing.assert_allclose(likelihood.log_prob(logits, x).numpy(), expected, rtol=1e-5)
     assert likelihood.sample(logits, seed=(1, 2)).shape == (3, 2, 2, 1)
+
+
+def test_bernoulli_fused_log_prob_equals_the_tfp_distribution_and_broadcasts():
+    likelihood = BernoulliLikelihood()
+    rng = np.random.default_rng(2)
+    logits = (8 * rng.normal(size=(5, 3, 4, 4, 1, 1))).astype("float32")  # [S, B, H, W, C, 1]
+    x = (rng.uniform(size=(3, 4, 4, 1)) < 0.5).astype("float32")  # [B, H, W, C]
+    fused = likelihood.log_prob(logits, x).numpy()
+    assert fused.shape == (5, 3)
+    np.testing.assert_allclose(fused, likelihood.distribution(logits).log_prob(x).numpy(), rtol=1e-5)
+    # bfloat16 parameters (a mixed_bfloat16 network) give a float32 density
+    bf16 = likelihood.log_prob(tf.cast(logits, tf.bfloat16), x)
+    assert bf16.dtype == tf.float32

@@ -164,6 +164,20 @@ def test_diagonal_gaussian_mixture_samples_and_compiles():
                                mixture.log_prob(samples[:10]).numpy(), rtol=1e-5, atol=1e-3)
 
 
+def test_diagonal_gaussian_mixture_samples_have_the_mixture_moments_and_chosen_components():
+    loc = np.array([[-3.0, 0.0], [3.0, 1.0], [0.0, 10.0]], "float32")
+    log_variance = np.log(np.array([[0.25, 1.0], [1.0, 4.0], [0.01, 0.04]], "float32"))
+    mixture = DiagonalGaussianMixture(loc, log_variance)
+    samples = mixture.sample(60000, seed=(4, 5)).numpy()
+    np.testing.assert_allclose(samples.mean(0), mixture.mean().numpy(), atol=0.06)
+    np.testing.assert_allclose(samples.var(0), mixture.variance().numpy(), rtol=0.03)
+    np.testing.assert_array_equal(mixture.sample(3, seed=(1, 2)), mixture.sample(3, seed=(1, 2)))
+    from_third = mixture.sample_components(np.full([2, 20000], 2), seed=(6, 7)).numpy()
+    assert from_third.shape == (2, 20000, 2)
+    np.testing.assert_allclose(from_third.mean((0, 1)), loc[2], atol=0.01)
+    np.testing.assert_allclose(from_third.std((0, 1)), [0.1, 0.2], rtol=0.03)
+
+
 def test_diagonal_gaussian_mixture_rejects_bad_shapes():
     with pytest.raises(ValueError, match="num_components, latent_dim"):
         DiagonalGaussianMixture(np.zeros([3], "float32"), np.zeros([3], "float32"))

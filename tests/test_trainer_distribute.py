@@ -21,7 +21,7 @@ TINY = ["--dataset=caltech", "--prior=vamp", "--num_components=10", "--hidden_un
 
 def _env(**extra):
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-               TF_ENABLE_ONEDNN_OPTS="0", PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1")
     env.pop("TF_CONFIG", None)
     env.update(extra)
     return env

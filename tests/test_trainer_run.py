@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO_ROOT
-from tfvamp import figures, models
+from tfvamp import datasets, figures, models
 from tfvamp.callbacks import (NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, restore_best_weights,
                               saved_best_epoch)
 from trainers import common, train
@@ -28,7 +28,7 @@ def config_for(output_dir, **overrides):
 
 
 def _env():
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0",
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1")
     env.pop("TF_CONFIG", None)
     return env
@@ -83,6 +83,17 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     assert json.loads(written.read_text())["test_log_likelihood"] == pytest.approx(printed, abs=0.01)
     assert str(written) in completed.stdout
     assert (tmp_path / "results.json").read_bytes() == results_bytes
+
+
+def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_path, capsys):
+    results = train.train_and_evaluate(config_for(tmp_path, epochs=1, precision="bfloat16",
+                                                  eval_samples=2))
+    assert "XLA on, bfloat16;" in capsys.readouterr().out.splitlines()[0]
+    assert math.isfinite(results["test_log_likelihood"])
+    config = common.read_config(str(tmp_path))
+    assert config["precision"] == "bfloat16"
+    dataset = datasets.load_dataset("caltech")
+    assert common.build_model_for(dataset, config).precision == "bfloat16"  # as trainers.evaluate
 
 
 def test_figures_without_a_vampprior_have_no_pseudo_inputs(tmp_path):

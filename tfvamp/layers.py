@@ -170,7 +170,8 @@ class MaskedConv2D(keras.layers.Layer):
         )
 
     def masked_kernel(self):
-        return self.kernel * self.mask
+        kernel = ops.convert_to_tensor(self.kernel)  # in the compute dtype inside call()
+        return kernel * ops.cast(self.mask, kernel.dtype)
 
     def call(self, inputs):
         outputs = ops.conv(inputs, self.masked_kernel(), padding="same")

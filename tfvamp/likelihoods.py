@@ -2,10 +2,13 @@
 
 A likelihood turns the decoder's raw output (``num_params`` numbers per pixel,
 stacked on the last axis) into a ``tfd.Distribution`` whose event is one image
-of shape ``[H, W, C]``, so ``log_prob(x)`` returns one number per image.
+of shape ``[H, W, C]``, so ``log_prob(x)`` returns one number per image. The
+parameters are cast to float32 first: densities are float32 in every precision.
 """
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from tfvamp.priors import as_float32
 
 tfd = tfp.distributions
 
@@ -21,14 +24,19 @@ class BernoulliLikelihood:
     num_params = 1
 
     def distribution(self, params):
-        logits = params[..., 0]
+        logits = as_float32(params[..., 0])
         return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32), 3)
 
     def log_prob(self, params, x):
-        return self.distribution(params).log_prob(x)
+        """``sum_i x_i log s_i + (1 - x_i) log(1 - s_i)`` with ``s = sigmoid(logit)``:
+        the ``distribution``'s log-density, as one fused cross-entropy kernel."""
+        logits = as_float32(params[..., 0])
+        x = tf.broadcast_to(tf.cast(x, tf.float32), tf.shape(logits))
+        cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
+        return -tf.reduce_sum(cross_entropy, axis=[-3, -2, -1])
 
     def mean(self, params):
-        return tf.sigmoid(params[..., 0])
+        return tf.sigmoid(as_float32(params[..., 0]))
 
     def sample(self, params, seed=None):
         return self.distribution(params).sample(seed=seed)
@@ -47,6 +55,7 @@ class DiscretizedLogisticLikelihood:
     num_params = 2
 
     def _loc_and_scale(self, params):
+        params = as_float32(params)
         loc = tf.sigmoid(params[..., 0])
         log_scale = tf.clip_by_value(params[..., 1], MIN_LOG_SCALE, MAX_LOG_SCALE)
         return loc, tf.exp(log_scale)

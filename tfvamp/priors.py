@@ -15,8 +15,15 @@ from tfvamp.layers import hardtanh
 tfd = tfp.distributions
 
 
+def as_float32(tensor):
+    """``tensor`` in float32: every density is computed in float32, also when
+    the networks compute in bfloat16 (a ``mixed_bfloat16`` policy)."""
+    return tf.cast(tensor, tf.float32)
+
+
 def diagonal_gaussian(mean, log_variance):
-    """``N(mean, diag(exp(log_variance)))`` with the last axis as its event."""
+    """``N(mean, diag(exp(log_variance)))`` with the last axis as its event (float32)."""
+    mean, log_variance = as_float32(mean), as_float32(log_variance)
     return tfd.Independent(
         tfd.Normal(loc=mean, scale=tf.exp(0.5 * log_variance)),
         reinterpreted_batch_ndims=1,
@@ -29,8 +36,9 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
 
     A ``tfd.MixtureSameFamily`` of ``diagonal_gaussian(loc, log_variance)``
     components (``loc`` and ``log_variance`` are ``[K, d]``) with uniform
-    weights: sampling, mean and the rest are TFP's. Only ``log_prob`` is
-    computed differently, with one matmul instead of a ``[N, K, d]`` broadcast:
+    weights: mean, variance and the rest are TFP's. ``sample`` picks
+    components and draws from them (``sample_components`` draws from given
+    ones), and ``log_prob`` is computed, with one matmul instead of a ``[N, K, d]`` broadcast:
     with precisions ``P = exp(-log_variance)``,
     ``sum_j (z_j - m_kj)^2 P_kj = [z^2, z] . [P_k, -2 m_k P_k] + sum_j m_kj^2 P_kj``.
     In float32 this expansion loses about ``1e-7 * sum_j z_j^2 P_kj`` nats to
@@ -41,8 +49,8 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
                  name="DiagonalGaussianMixture"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            self._loc = tf.convert_to_tensor(loc, dtype_hint=tf.float32)
-            self._log_variance = tf.convert_to_tensor(log_variance, dtype_hint=tf.float32)
+            self._loc = as_float32(loc)
+            self._log_variance = as_float32(log_variance)
             if self._loc.shape.rank != 2 or self._log_variance.shape.rank != 2:
                 raise ValueError(
                     "loc and log_variance must be [num_components, latent_dim] matrices, "
@@ -66,6 +74,27 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
     @property
     def log_variance(self):
         return self._log_variance
+
+    def _sample_n(self, n, seed=None):
+        """``n`` draws: a component ``k ~ Categorical(weights)``, then ``q_k``.
+
+        (Drawn with int64 indices: TFP's own categorical sampler runs int32
+        ops that oneDNN declines with a misleading error line.)"""
+        component_seed, noise_seed = tfp.random.split_seed(seed, n=2)
+        logits = self.mixture_distribution.logits_parameter()
+        components = tf.random.stateless_categorical(
+            logits[None], n, seed=component_seed, dtype=tf.int64)[0]
+        return self.sample_components(components, seed=noise_seed)
+
+    def sample_components(self, components, seed=None):
+        """One draw from each chosen component ``k`` of ``components`` (any
+        shape of integer indices): ``loc_k + exp(log_variance_k / 2) * eps``,
+        shape ``components.shape + [latent_dim]``."""
+        loc = tf.gather(self._loc, components)
+        log_variance = tf.gather(self._log_variance, components)
+        noise = tf.random.stateless_normal(tf.shape(loc), tfp.random.sanitize_seed(seed),
+                                           dtype=loc.dtype)
+        return loc + tf.exp(0.5 * log_variance) * noise
 
     def _log_prob(self, z):
         loc, log_variance = self._loc, self._log_variance

@@ -26,6 +26,7 @@ MODELS = ("convhvae", "hvae", "pixelhvae", "vae")
 PRIORS = ("standard", "mog", "vamp")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam_normgrad", "adam")
+PRECISIONS = ("float32", "bfloat16")
 
 # Native lines TensorFlow prints while it loads on a machine without an NVIDIA
 # driver, none of which needs an action.
@@ -58,9 +59,6 @@ def import_tensorflow():
     absl's INFO lines (TensorFlow's per-save notes) out, unless ``--verbosity``
     was given.
     """
-    # oneDNN stays off until measured otherwise (the speed issue): with it on,
-    # TensorFlow 2.21 also prints a wrong "supports DT_INT32 only with AVX-512" error.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if "tensorflow" in sys.modules or verbosity_given():
         import tensorflow as tf
         return tf

@@ -55,7 +55,10 @@ flags.DEFINE_string("output_dir", "runs/default", "Where checkpoints, TensorBoar
 flags.DEFINE_boolean("replace_results", False, "On a finished run: train on up to --epochs, re-evaluate "
                      "and replace results.json (the old one is kept as results.replaced-<time>.json).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.DEFINE_boolean("jit_compile", True, "Compile the train step with XLA (only used with one replica).")
+flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA (only with one replica). "
+                     "Default: on for vae and hvae, off for convhvae and pixelhvae (faster on CPU).")
+flags.DEFINE_enum("precision", "float32", cli.PRECISIONS,
+                  "Compute dtype of the networks; densities, ELBO and importance weights stay float32.")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy (see README).")
 flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
                      "Split the CPU into this many logical devices (0: don't), e.g. to try "

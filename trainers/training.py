@@ -90,9 +90,12 @@ class Trainer:
     def __init__(self, config, dataset, strategy, write_dir):
         self.config, self.dataset, self.strategy, self.write_dir = config, dataset, strategy, write_dir
         keras.utils.set_random_seed(config["seed"])
-        self.jit_compile = bool(config["jit_compile"]) and distribute.supports_jit(strategy)
         with strategy.scope():
             self.model = common.build_model_for(dataset, config)
+            jit_compile = config["jit_compile"]
+            if jit_compile is None:
+                jit_compile = self.model.xla_train_step
+            self.jit_compile = bool(jit_compile) and distribute.supports_jit(strategy)
             optimizer = OPTIMIZERS[config["optimizer"]](config["learning_rate"])
             self.model.compile(optimizer=optimizer, jit_compile=self.jit_compile)
             self.model.optimizer.build(self.model.trainable_variables)
@@ -142,7 +145,7 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     initial_epoch = trainer.initial_epoch
     _say(f"{config['model']} + {config['prior']} prior on {config['dataset']}: "
          f"{type(strategy).__name__.lstrip('_')} with {strategy.num_replicas_in_sync} replica(s), "
-         f"XLA {'on' if trainer.jit_compile else 'off'}; {'chief' if chief else 'worker'} writing to "
+         f"XLA {'on' if trainer.jit_compile else 'off'}, {trainer.model.precision}; {'chief' if chief else 'worker'} writing to "
          f"{os.path.abspath(write_dir)}")
     if initial_epoch:
         _say(f"Resuming {output_dir} after epoch {initial_epoch} "

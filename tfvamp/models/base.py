@@ -5,6 +5,8 @@ A model differs from another only in its parts: subclasses build their networks
 and implement ``log_terms`` (the paper's densities at S posterior samples),
 ``encode``, ``decode`` and ``generate_from_top``.
 """
+import contextlib
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -32,9 +34,18 @@ class LatentVariableModel(keras.Model):
       pseudo_inputs_init_data: optional training images to initialise the
         pseudo-inputs from instead (not part of the config).
       seed: seed of the model's sampling.
+      precision: ``"float32"``, or ``"bfloat16"`` for the networks' matmuls
+        and convolutions in bfloat16 (Keras' ``mixed_bfloat16`` policy: float32
+        variables); the densities, the ELBO and the importance weights are
+        float32 in both. Default: Keras' global policy when the model is built
+        (``keras.mixed_precision.set_global_policy("mixed_bfloat16")`` gives
+        ``"bfloat16"``).
     """
 
     rows_per_chunk = 1000
+    # Whether trainers XLA-compile the train step unless told: on CPU it was
+    # faster for the dense models and slower for the convolutional ones (bench/).
+    xla_train_step = True
 
     def __init__(
         self,
@@ -48,9 +59,11 @@ class LatentVariableModel(keras.Model):
         pseudo_inputs_init_std=0.01,
         pseudo_inputs_init_data=None,
         seed=None,
+        precision=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.precision = resolve_precision(precision)
         self.image_shape = tuple(int(d) for d in input_shape)
         self.likelihood = get_likelihood(likelihood)
         self.prior_name = prior
@@ -77,8 +90,13 @@ class LatentVariableModel(keras.Model):
             "pseudo_inputs_init_mean": self.pseudo_inputs_init_mean,
             "pseudo_inputs_init_std": self.pseudo_inputs_init_std,
             "seed": self.seed,
+            "precision": self.precision,
             "name": self.name,
         }
+
+    def precision_scope(self):
+        """Keras' dtype policy of ``precision`` while the model builds its networks."""
+        return dtype_policy_scope(self.precision)
 
     # -- what a model must provide -------------------------------------------
     def log_terms(self, x, prior, num_samples=1):
@@ -87,7 +105,7 @@ class LatentVariableModel(keras.Model):
         raise NotImplementedError
 
     def encode(self, x):
-        """Mean and log-variance of the top latent's posterior."""
+        """Mean and log-variance of the top latent's posterior (float32)."""
         raise NotImplementedError
 
     def decode(self, z):
@@ -199,6 +217,31 @@ class LatentVariableModel(keras.Model):
         """Image means decoded from the posterior mean of ``x``."""
         mean, _ = self.encode(x)
         return self.decode(mean)
+
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+def resolve_precision(precision=None):
+    """``precision`` checked, or, if None, the compute dtype of Keras' global
+    dtype policy (``"float32"`` or ``"bfloat16"``)."""
+    if precision is None:
+        precision = keras.config.dtype_policy().compute_dtype
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(precision):
+    """Keras' global dtype policy set to ``precision``'s (``"float32"`` or
+    ``"mixed_bfloat16"``) inside the block, restored after it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def default_chunk_size(batch_size, rows_per_chunk):

@@ -17,7 +17,7 @@ import tensorflow_probability as tfp
 from tfvamp.models import networks
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.objectives import LogTerms
-from tfvamp.priors import diagonal_gaussian, make_prior
+from tfvamp.priors import as_float32, diagonal_gaussian, make_prior
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")
@@ -37,8 +37,10 @@ class HVAE(LatentVariableModel):
         init_data = kwargs.pop("pseudo_inputs_init_data", None)
         super().__init__(input_shape, **kwargs)
         self.conv_filters = int(conv_filters)
-        parts = self.build_parts(self.image_shape, self.latent_dim, self.likelihood.num_params,
-                                 self.hidden_units, self.conv_filters)
+        with self.precision_scope():
+            parts = self.build_parts(self.image_shape, self.latent_dim,
+                                     self.likelihood.num_params, self.hidden_units,
+                                     self.conv_filters)
         self.q_z2, self.q_z1_features, self.q_z1 = parts.q_z2, parts.q_z1_features, parts.q_z1
         self.p_z1, self.p_x, self.pixelcnn = parts.p_z1, parts.p_x, parts.pixelcnn
         self.prior = make_prior(
@@ -76,7 +78,7 @@ class HVAE(LatentVariableModel):
 
     def encode(self, x):
         """Mean and log-variance of ``q(z2|x)``."""
-        return self.q_z2(x)
+        return tuple(as_float32(t) for t in self.q_z2(x))
 
     def _generate(self, z1, z2, seed):
         """The mean of ``p(x|z1,z2)``; for an autoregressive decoder, a sample
@@ -87,7 +89,7 @@ class HVAE(LatentVariableModel):
 
     def decode(self, z):
         """Images from top latents ``z2``, through the mean of ``p(z1|z2)``."""
-        z1, _ = self.p_z1(z)
+        z1 = as_float32(self.p_z1(z)[0])
         return self._generate(z1, z, self.next_seed())
 
     def generate_from_top(self, z_top, seed):
@@ -102,6 +104,7 @@ class ConvHVAE(HVAE):
     """convHVAE (L = 2): the HVAE with gated-convolutional encoders and decoder."""
 
     build_parts = staticmethod(networks.conv_hvae_parts)
+    xla_train_step = False  # on CPU, XLA's convolutions were slower than oneDNN's (bench/)
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")
@@ -114,4 +117,5 @@ class PixelHVAE(HVAE):
     """
 
     build_parts = staticmethod(networks.pixel_hvae_parts)
+    xla_train_step = False  # on CPU, XLA's convolutions were slower than oneDNN's (bench/)
     rows_per_chunk = 200  # a PixelCNN pass per (sample, image) row is costly in memory

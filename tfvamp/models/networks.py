@@ -161,7 +161,7 @@ class PixelCNN(keras.layers.Layer):
         return self._sample_compiled(conditioning, likelihood, seed)
 
     def _sample_compiled(self, conditioning, likelihood, seed):
-        return self._compiled_sample(tf.convert_to_tensor(conditioning, tf.float32), likelihood,
+        return self._compiled_sample(tf.cast(conditioning, tf.float32), likelihood,
                                      tf.convert_to_tensor(seed, tf.int32))
 
     def _sample(self, conditioning, likelihood, seed):
@@ -175,7 +175,9 @@ class PixelCNN(keras.layers.Layer):
 
         bias = [layer.bias for layer in self.masked]
         kernels = [layer.masked_kernel() for layer in self.masked]
-        extra = tf.transpose(self.conditioning(conditioning), [1, 2, 0, 3])  # [H, W, B, F]
+        # The sampler computes in float32 in every precision.
+        extra = tf.transpose(tf.cast(self.conditioning(conditioning), tf.float32),
+                             [1, 2, 0, 3])  # [H, W, B, F]
         out_kernel = self.output_conv.kernel[0, 0]
         out_bias = self.output_conv.bias
 

@@ -4,7 +4,7 @@ import keras
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder
 from tfvamp.objectives import LogTerms
-from tfvamp.priors import diagonal_gaussian, make_prior
+from tfvamp.priors import as_float32, diagonal_gaussian, make_prior
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")
@@ -17,10 +17,11 @@ class VAE(LatentVariableModel):
     def __init__(self, input_shape, **kwargs):
         init_data = kwargs.pop("pseudo_inputs_init_data", None)
         super().__init__(input_shape, **kwargs)
-        self.encoder = gated_mlp_encoder(self.image_shape, self.latent_dim, self.hidden_units)
-        self.decoder = gated_mlp_decoder(
-            self.latent_dim, self.image_shape, self.likelihood.num_params, self.hidden_units
-        )
+        with self.precision_scope():
+            self.encoder = gated_mlp_encoder(self.image_shape, self.latent_dim, self.hidden_units)
+            self.decoder = gated_mlp_decoder(
+                self.latent_dim, self.image_shape, self.likelihood.num_params, self.hidden_units
+            )
         self.prior = make_prior(
             self.prior_name, self.latent_dim, self.num_components, encoder=self.encoder,
             input_shape=self.image_shape, init_mean=self.pseudo_inputs_init_mean,
@@ -29,7 +30,7 @@ class VAE(LatentVariableModel):
         self.built = True  # every part is built above
 
     def encode(self, x):
-        return self.encoder(x)
+        return tuple(as_float32(t) for t in self.encoder(x))
 
     def _decoder_params(self, z):
         """Likelihood parameters for latents of any leading shape ``[..., d]``."""

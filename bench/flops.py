@@ -1,0 +1,37 @@
+"""FLOPs of a model's training step, counted from the traced graph's ops."""
+import numpy as np
+import tensorflow as tf
+
+
+def _op_flops(op):
+    """Multiply-add FLOPs (2 per MAC) of one matmul or convolution op."""
+    if op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
+        a, b = (t.shape for t in op.inputs[:2])
+        out = op.outputs[0].shape
+        if not (a.is_fully_defined() and out.is_fully_defined()):
+            raise ValueError(f"unknown shape in {op.name}: {a} x {b}")
+        adj_a = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
+        inner = a[-2] if adj_a else a[-1]
+        return 2 * int(np.prod(out)) * int(inner)
+    if op.type in ("Conv2D", "Conv2DBackpropInput"):
+        kernel = op.inputs[1].shape
+        out = op.outputs[0].shape
+        return 2 * int(np.prod(out)) * int(np.prod(kernel[:3]))
+    return 0
+
+
+def _graph_flops(graph):
+    total = 0
+    for op in graph.get_operations():
+        total += _op_flops(op)
+    for function in graph._functions.values():  # bodies of nested tf.functions
+        total += _graph_flops(function.graph)
+    return total
+
+
+def step_flops(model, batch_size=100):
+    """3x the matmul/conv FLOPs of the traced forward negative ELBO of one batch
+    (forward + backward), the VampPrior's pseudo-input encoder pass included."""
+    spec = tf.TensorSpec([batch_size, *model.image_shape], tf.float32)
+    forward = tf.function(lambda x: tf.reduce_mean(model.elbo_terms(x).loss))
+    return 3 * _graph_flops(forward.get_concrete_function(spec).graph)
