@@ -29,6 +29,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    cli.choose_onednn(FLAGS.model, FLAGS.precision)  # as trainers.train
     cli.import_tensorflow()
     from tfvamp import datasets, evaluation, models
 

@@ -18,7 +18,11 @@ export PYTHONPATH=$PWD TF_CPP_MIN_LOG_LEVEL=2
 status=0
 
 echo "== 1. GPU visible to TensorFlow"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+if command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+else
+  echo "nvidia-smi not found: no utilisation figures"
+fi
 if ! timeout 120 python -c "
 import tensorflow as tf, sys
 gpus = tf.config.list_physical_devices('GPU')

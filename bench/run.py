@@ -10,7 +10,7 @@ copy), batch 100:
   measured between the rounds of training steps so it sees the same load;
 * the training step time of every model with the standard, MoG (K=500) and
   VampPrior (K=500, K=1000) priors: ``model.fit`` as the trainer runs it
-  (AdamNormGrad, ``jit_compile=True``, ``tf.data`` prefetch), per-step times from a
+  (AdamNormGrad, XLA as the trainer's default ``xla_train_step``, ``tf.data`` prefetch), per-step times from a
   callback, median over all steps after the first epoch (warm-up/compilation);
   the configurations take turns round by round so they share the machine's load;
 * the FLOPs of one step, counted from the matmul/convolution shapes of the
@@ -55,11 +55,11 @@ BATCH = 100
 PRIORS = (("standard", 0), ("mog", 500), ("vamp", 500), ("vamp", 1000))
 
 
-def build(model_name, prior, num_components, jit_compile=True):
+def build(model_name, prior, num_components):
     model = models.build_model(
         model_name, input_shape=(28, 28, 1), likelihood="bernoulli", prior=prior,
         num_components=max(num_components, 1), seed=0)
-    model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=jit_compile,
+    model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=model.xla_train_step,
                   steps_per_execution=FLAGS.steps_per_execution)
     return model
 

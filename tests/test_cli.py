@@ -146,3 +146,16 @@ def test_the_wheel_ships_the_configs_and_a_license(tmp_path):
     assert sum(name.startswith("configs/") and name.endswith(".cfg") for name in names) == len(
         cli.configs.config_paths())
     assert any(name.endswith("LICENSE") for name in names)
+
+
+@pytest.mark.parametrize("model, precision, expected", [
+    ("vae", "float32", "0"), ("hvae", "float32", "0"), ("convhvae", "float32", "1"),
+    ("pixelhvae", "float32", "1"), ("vae", "bfloat16", "1")])
+def test_onednn_is_chosen_per_model_and_precision_unless_the_user_set_it(monkeypatch, model, precision,
+                                                                        expected):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    cli.choose_onednn(model, precision)
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == expected
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1" if expected == "0" else "0")
+    cli.choose_onednn(model, precision)
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] != expected  # the user's setting wins

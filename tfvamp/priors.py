@@ -37,8 +37,8 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
     A ``tfd.MixtureSameFamily`` of ``diagonal_gaussian(loc, log_variance)``
     components (``loc`` and ``log_variance`` are ``[K, d]``) with uniform
     weights: mean, variance and the rest are TFP's. ``sample`` picks
-    components and draws from them (``sample_components`` draws from given
-    ones), and ``log_prob`` is computed, with one matmul instead of a ``[N, K, d]`` broadcast:
+    components, then draws from them (``sample_components`` draws from given
+    ones). ``log_prob`` is one matmul instead of a ``[N, K, d]`` broadcast:
     with precisions ``P = exp(-log_variance)``,
     ``sum_j (z_j - m_kj)^2 P_kj = [z^2, z] . [P_k, -2 m_k P_k] + sum_j m_kj^2 P_kj``.
     In float32 this expansion loses about ``1e-7 * sum_j z_j^2 P_kj`` nats to

@@ -41,6 +41,19 @@ BENIGN_NATIVE_LINES = (
 NO_DRIVER_LINES = (r"cuda_platform\.cc.*failed call to cuInit",)
 
 
+# TensorFlow's oneDNN kernels, chosen by measurement (bench/switches.py, bench/README.md):
+# they make the convolutional models' steps 1.2-1.9x faster, bfloat16 needs them, and the
+# dense models' float32 steps measured up to 1.3x slower with them.
+CONVOLUTIONAL_MODELS = ("convhvae", "pixelhvae")
+
+
+def choose_onednn(model, precision):
+    """Sets ``TF_ENABLE_ONEDNN_OPTS`` (before TensorFlow is imported) for a
+    run of ``model`` in ``precision``, unless the environment already sets it."""
+    use = model in CONVOLUTIONAL_MODELS or precision != "float32"
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if use else "0")
+
+
 def has_nvidia_driver():
     return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
 

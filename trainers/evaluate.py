@@ -77,7 +77,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+        config = common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+        cli.choose_onednn(config["model"], config.get("precision", "float32"))
         cli.import_tensorflow()
         results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
                                progress=common.ProgressLine("Test log-likelihood by importance sampling",

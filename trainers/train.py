@@ -97,6 +97,7 @@ def main(argv):
     if finished and not config["replace_results"]:
         print(finished)
         return
+    cli.choose_onednn(config["model"], config["precision"])
     cli.import_tensorflow()
     from tfvamp.callbacks import NonFiniteLossError
     from tfvamp.datasets import DatasetError
