@@ -47,6 +47,7 @@ AUTHORS = {"standard": (0.60, 0.54), "vamp": (2.04, 2.50)}
 
 def main(argv):
     del argv
+    cli.choose_onednn("vae", "float32")  # as trainers.train runs the dense models
     tf = cli.import_tensorflow()
     import keras
     import numpy as np

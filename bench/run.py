@@ -27,6 +27,9 @@ import subprocess
 import sys
 import time
 
+# oneDNN as trainers.train runs the dense models in float32 (off); bench/switches.py compares
+# the settings per model. Set TF_ENABLE_ONEDNN_OPTS=1 to time the convolutional models as trained.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
