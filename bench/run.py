@@ -41,7 +41,7 @@ from tfvamp import datasets, evaluation, models  # noqa: E402
 from tfvamp.optimizers import AdamNormGrad  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flops import step_flops  # noqa: E402
+from measure import StepTimer, step_flops  # noqa: E402
 
 flags.DEFINE_list("models", None, "Models to time (default: every key of tfvamp.models.MODELS).")
 flags.DEFINE_integer("rounds", 8, "Rounds of training epochs per configuration (the first is warm-up).")
@@ -68,16 +68,6 @@ def build(model_name, prior, num_components):
 
 
 # -- timings -----------------------------------------------------------------
-class StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):  # once per execution of steps_per_execution steps
-        self.times.append((time.perf_counter() - self._start) / self.model.steps_per_execution)
 
 
 @tf.function(jit_compile=True)

@@ -13,7 +13,7 @@ and measures, in the same process, the throughput of a float32 matmul
 100 x 28 x 28, the convHVAE decoder's), each with the child's oneDNN setting.
 
 The table gives the median step time, the FLOPs of a step (3x the forward
-matmul/convolution FLOPs of the traced graph, ``bench/flops.py``), the achieved
+matmul/convolution FLOPs of the traced graph, ``bench/measure.py``), the achieved
 FLOP/s as a share of the child's float32 matmul and convolution throughput, and
 the speed-up over ``before``: oneDNN off, float32, XLA on (the trainer's
 setting before issue 12).
@@ -48,12 +48,11 @@ SETTINGS = {
 def child(spec):
     """Times one setting in this process; prints one JSON line."""
     model_name, prior, precision, xla = spec.split(",")
-    import keras
     import numpy as np
     import tensorflow as tf
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from flops import step_flops
+    from measure import StepTimer, step_flops
     from tfvamp import datasets, models
     from tfvamp.optimizers import AdamNormGrad
 
@@ -64,17 +63,10 @@ def child(spec):
     flops = step_flops(model, BATCH)
     pipeline = data.pipeline("train", BATCH, shuffle=True, seed=0).repeat()
     model.fit(pipeline, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # compiles
-    times = []
-
-    class StepTimer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
+    timer = StepTimer()
     model.fit(pipeline, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, shuffle=False,
-              callbacks=[StepTimer()])
+              callbacks=[timer])
+    times = timer.times
 
     def throughput(fn, args, op_flops, repeats=10):
         fn(*args).numpy()

@@ -28,12 +28,12 @@ class BernoulliLikelihood:
         return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32), 3)
 
     def log_prob(self, params, x):
-        """``sum_i x_i log s_i + (1 - x_i) log(1 - s_i)`` with ``s = sigmoid(logit)``:
-        the ``distribution``'s log-density, as one fused cross-entropy kernel."""
+        """``sum_i x_i log s_i + (1 - x_i) log(1 - s_i)`` with ``s = sigmoid(logit_i)``,
+        written ``sum_i x_i logit_i - softplus(logit_i)``: the ``distribution``'s
+        log-density in two elementwise passes, ``x`` broadcast without copies."""
         logits = as_float32(params[..., 0])
-        x = tf.broadcast_to(tf.cast(x, tf.float32), tf.shape(logits))
-        cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
-        return -tf.reduce_sum(cross_entropy, axis=[-3, -2, -1])
+        x = tf.cast(x, tf.float32)
+        return tf.reduce_sum(x * logits - tf.math.softplus(logits), axis=[-3, -2, -1])
 
     def mean(self, params):
         return tf.sigmoid(as_float32(params[..., 0]))

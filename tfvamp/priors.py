@@ -90,11 +90,9 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
         """One draw from each chosen component ``k`` of ``components`` (any
         shape of integer indices): ``loc_k + exp(log_variance_k / 2) * eps``,
         shape ``components.shape + [latent_dim]``."""
-        loc = tf.gather(self._loc, components)
-        log_variance = tf.gather(self._log_variance, components)
-        noise = tf.random.stateless_normal(tf.shape(loc), tfp.random.sanitize_seed(seed),
-                                           dtype=loc.dtype)
-        return loc + tf.exp(0.5 * log_variance) * noise
+        chosen = diagonal_gaussian(tf.gather(self._loc, components),
+                                   tf.gather(self._log_variance, components))
+        return chosen.sample(seed=seed)
 
     def _log_prob(self, z):
         loc, log_variance = self._loc, self._log_variance

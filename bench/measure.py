@@ -1,4 +1,8 @@
-"""FLOPs of a model's training step, counted from the traced graph's ops."""
+"""What the benchmarks measure: a training step's FLOPs, counted from the
+traced graph's ops, and its time, from a Keras callback."""
+import time
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -35,3 +39,17 @@ def step_flops(model, batch_size=100):
     spec = tf.TensorSpec([batch_size, *model.image_shape], tf.float32)
     forward = tf.function(lambda x: tf.reduce_mean(model.elbo_terms(x).loss))
     return 3 * _graph_flops(forward.get_concrete_function(spec).graph)
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds of every training step of ``fit`` (``times``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):  # once per execution of steps_per_execution steps
+        self.times.append((time.perf_counter() - self._start) / self.model.steps_per_execution)
