@@ -87,3 +87,37 @@ def test_masked_convolutions_are_causal(mask_types):
 def test_mask_b_alone_sees_the_current_pixel():
     original, perturbed = _outputs_at_each_pixel_after_changing(("B",), change_future=True)
     assert (np.abs(perturbed - original).max(axis=-1) > 1e-4).all()
+
+
+def test_kernel_initializer_scope_sets_the_dense_kernels_and_is_saved():
+    from tfvamp.layers import DiagonalGaussianHead, GatedDense, kernel_initializer_scope
+
+    with kernel_initializer_scope("he_normal"):
+        gated = GatedDense(300)
+        head = DiagonalGaussianHead(40)
+    default = GatedDense(300)
+    gated.build((None, 784))
+    head.build((None, 784))
+    default.build((None, 784))
+    he_std = np.sqrt(2.0 / 784)  # the authors' he_init: N(0, 2 / fan_in)
+    assert abs(np.std(gated.dense.kernel.numpy()) - he_std) < 0.05 * he_std
+    assert abs(np.std(head.mean.kernel.numpy()) - he_std) < 0.1 * he_std
+    glorot_std = np.sqrt(2.0 / (784 + 600))
+    assert abs(np.std(default.dense.kernel.numpy()) - glorot_std) < 0.05 * glorot_std
+    rebuilt = GatedDense.from_config(gated.get_config())
+    rebuilt.build((None, 784))
+    assert abs(np.std(rebuilt.dense.kernel.numpy()) - he_std) < 0.05 * he_std
+    with pytest.raises(ValueError):
+        with kernel_initializer_scope("no_such_initializer"):
+            pass
+
+
+def test_models_initialise_their_dense_kernels_as_asked():
+    from tfvamp.models import VAE
+
+    he = VAE((28, 28, 1), prior="standard", kernel_initializer="he_normal", seed=0)
+    glorot = VAE((28, 28, 1), prior="standard", seed=0)
+    first = lambda model: model.encoder.get_layer("gated_dense_1").dense.kernel.numpy()
+    assert abs(np.std(first(he)) - np.sqrt(2.0 / 784)) < 0.05 * np.sqrt(2.0 / 784)
+    assert abs(np.std(first(glorot)) - np.sqrt(2.0 / 1384)) < 0.05 * np.sqrt(2.0 / 1384)
+    assert VAE.from_config(he.get_config()).kernel_initializer == "he_normal"

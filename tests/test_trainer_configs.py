@@ -28,7 +28,7 @@ PAPER_DATA = {
 # The paper's protocol, the same for every experiment.
 PROTOCOL = {"latent_dim": "40", "hidden_units": "300", "epochs": "2000", "batch_size": "100",
             "learning_rate": "0.0005", "warmup_epochs": "100", "early_stopping_patience": "50",
-            "eval_samples": "5000"}
+            "eval_samples": "5000", "kernel_initializer": "he_normal"}
 TRAIN_FLAGS = set(train.flag_values())
 CONFIG_PATHS = configs.config_paths()
 

@@ -5,9 +5,41 @@ A gated layer computes ``h = act(x W + b) * sigmoid(x V + c)``. Both affine maps
 are computed by one kernel of twice the width, so a gated layer costs one matmul
 (or one convolution), not two.
 """
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
+
+# Keras' default for Dense kernels; ``kernel_initializer_scope`` changes it.
+_dense_kernel_initializer = ["glorot_uniform"]
+
+
+@contextlib.contextmanager
+def kernel_initializer_scope(initializer):
+    """Inside the block, ``GatedDense``, ``DiagonalGaussianHead`` and
+    ``dense_layer`` created without a ``kernel_initializer`` initialise their
+    Dense kernels with ``initializer`` (a Keras initializer name, e.g.
+    ``"he_normal"`` as the authors' ``he_init``; default ``"glorot_uniform"``,
+    Keras' own)."""
+    keras.initializers.get(initializer)  # a clear error for an unknown name
+    previous = _dense_kernel_initializer[0]
+    _dense_kernel_initializer[0] = initializer
+    try:
+        yield
+    finally:
+        _dense_kernel_initializer[0] = previous
+
+
+def default_kernel_initializer(initializer=None):
+    """``initializer``, or the one ``kernel_initializer_scope`` set."""
+    return _dense_kernel_initializer[0] if initializer is None else initializer
+
+
+def dense_layer(units, kernel_initializer=None, **kwargs):
+    """``keras.layers.Dense`` with ``default_kernel_initializer``."""
+    return keras.layers.Dense(
+        units, kernel_initializer=default_kernel_initializer(kernel_initializer), **kwargs)
 
 
 def hardtanh(x, min_value, max_value):
@@ -19,11 +51,12 @@ def hardtanh(x, min_value, max_value):
 class GatedDense(keras.layers.Layer):
     """Gated dense layer: ``h = act(x W + b) * sigmoid(x V + c)``."""
 
-    def __init__(self, units, activation=None, **kwargs):
+    def __init__(self, units, activation=None, kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)
         self.activation = keras.activations.get(activation)
-        self.dense = keras.layers.Dense(2 * self.units, name="dense")
+        self.kernel_initializer = default_kernel_initializer(kernel_initializer)
+        self.dense = dense_layer(2 * self.units, self.kernel_initializer, name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -40,6 +73,8 @@ class GatedDense(keras.layers.Layer):
         config.update(
             units=self.units,
             activation=keras.activations.serialize(self.activation),
+            kernel_initializer=keras.initializers.serialize(
+                keras.initializers.get(self.kernel_initializer)),
         )
         return config
 
@@ -51,13 +86,16 @@ class DiagonalGaussianHead(keras.layers.Layer):
     The log-variance is bounded by hardtanh(-6, 2), as in the paper's models.
     """
 
-    def __init__(self, latent_dim, min_log_variance=-6.0, max_log_variance=2.0, **kwargs):
+    def __init__(self, latent_dim, min_log_variance=-6.0, max_log_variance=2.0,
+                 kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = int(latent_dim)
         self.min_log_variance = float(min_log_variance)
         self.max_log_variance = float(max_log_variance)
-        self.mean = keras.layers.Dense(self.latent_dim, name="mean")
-        self.log_variance = keras.layers.Dense(self.latent_dim, name="log_variance")
+        self.kernel_initializer = default_kernel_initializer(kernel_initializer)
+        self.mean = dense_layer(self.latent_dim, self.kernel_initializer, name="mean")
+        self.log_variance = dense_layer(self.latent_dim, self.kernel_initializer,
+                                        name="log_variance")
 
     def build(self, input_shape):
         self.mean.build(input_shape)
@@ -79,6 +117,8 @@ class DiagonalGaussianHead(keras.layers.Layer):
             latent_dim=self.latent_dim,
             min_log_variance=self.min_log_variance,
             max_log_variance=self.max_log_variance,
+            kernel_initializer=keras.initializers.serialize(
+                keras.initializers.get(self.kernel_initializer)),
         )
         return config
 

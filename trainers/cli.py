@@ -27,6 +27,7 @@ PRIORS = ("standard", "mog", "vamp")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam_normgrad", "adam")
 PRECISIONS = ("float32", "bfloat16")
+KERNEL_INITIALIZERS = ("glorot_uniform", "he_normal")
 
 # Native lines TensorFlow prints while it loads on a machine without an NVIDIA
 # driver, none of which needs an action.

@@ -29,6 +29,7 @@ def build_model_for(dataset, config):
         pseudo_inputs_init_data=dataset.train if config.get("pseudo_inputs_init") == "data" else None,
         seed=config["seed"],
         precision=config.get("precision", "float32"),  # runs before the flag were float32
+        kernel_initializer=config.get("kernel_initializer", "glorot_uniform"),  # idem
     )
 
 

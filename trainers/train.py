@@ -59,6 +59,9 @@ flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA (only
                      "Default: on for vae and hvae, off for convhvae and pixelhvae (faster on CPU).")
 flags.DEFINE_enum("precision", "float32", cli.PRECISIONS,
                   "Compute dtype of the networks; densities, ELBO and importance weights stay float32.")
+flags.DEFINE_enum("kernel_initializer", "glorot_uniform", cli.KERNEL_INITIALIZERS,
+                  "Initializer of the Dense kernels: Keras' glorot_uniform, or he_normal as the "
+                  "authors' code (the paper's configs set he_normal).")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy (see README).")
 flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
                      "Split the CPU into this many logical devices (0: don't), e.g. to try "

@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvamp import objectives
+from tfvamp.layers import kernel_initializer_scope
 from tfvamp.likelihoods import get_likelihood
 
 
@@ -40,6 +41,10 @@ class LatentVariableModel(keras.Model):
         float32 in both. Default: Keras' global policy when the model is built
         (``keras.mixed_precision.set_global_policy("mixed_bfloat16")`` gives
         ``"bfloat16"``).
+      kernel_initializer: initializer of the paper's networks' Dense kernels:
+        ``"glorot_uniform"`` (Keras' default) or ``"he_normal"`` (the authors'
+        ``he_init``), or any Keras initializer name. Convolutions keep Keras'
+        default, as the authors' convolutions keep PyTorch's.
     """
 
     rows_per_chunk = 1000
@@ -60,10 +65,13 @@ class LatentVariableModel(keras.Model):
         pseudo_inputs_init_data=None,
         seed=None,
         precision=None,
+        kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.precision = resolve_precision(precision)
+        keras.initializers.get(kernel_initializer)  # a clear error for an unknown name
+        self.kernel_initializer = kernel_initializer
         self.image_shape = tuple(int(d) for d in input_shape)
         self.likelihood = get_likelihood(likelihood)
         self.prior_name = prior
@@ -91,12 +99,16 @@ class LatentVariableModel(keras.Model):
             "pseudo_inputs_init_std": self.pseudo_inputs_init_std,
             "seed": self.seed,
             "precision": self.precision,
+            "kernel_initializer": self.kernel_initializer,
             "name": self.name,
         }
 
-    def precision_scope(self):
-        """Keras' dtype policy of ``precision`` while the model builds its networks."""
-        return dtype_policy_scope(self.precision)
+    @contextlib.contextmanager
+    def network_scope(self):
+        """While the model builds its networks: Keras' dtype policy of
+        ``precision`` and the Dense kernels' ``kernel_initializer``."""
+        with dtype_policy_scope(self.precision), kernel_initializer_scope(self.kernel_initializer):
+            yield
 
     # -- what a model must provide -------------------------------------------
     def log_terms(self, x, prior, num_samples=1):

@@ -37,7 +37,7 @@ class HVAE(LatentVariableModel):
         init_data = kwargs.pop("pseudo_inputs_init_data", None)
         super().__init__(input_shape, **kwargs)
         self.conv_filters = int(conv_filters)
-        with self.precision_scope():
+        with self.network_scope():
             parts = self.build_parts(self.image_shape, self.latent_dim,
                                      self.likelihood.num_params, self.hidden_units,
                                      self.conv_filters)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
+from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D, dense_layer
 
 
 def gated_mlp_encoder(input_shape, latent_dim, hidden_units=300, name="encoder"):
@@ -36,7 +36,7 @@ def gated_mlp_decoder(latent_dim, output_shape, num_params, hidden_units=300, na
 
 
 def _params_head(features, output_shape, num_params):
-    h = keras.layers.Dense(int(np.prod(output_shape)) * num_params, name="params")(features)
+    h = dense_layer(int(np.prod(output_shape)) * num_params, name="params")(features)
     return keras.layers.Reshape(tuple(output_shape) + (num_params,))(h)
 
 

@@ -17,7 +17,7 @@ class VAE(LatentVariableModel):
     def __init__(self, input_shape, **kwargs):
         init_data = kwargs.pop("pseudo_inputs_init_data", None)
         super().__init__(input_shape, **kwargs)
-        with self.precision_scope():
+        with self.network_scope():
             self.encoder = gated_mlp_encoder(self.image_shape, self.latent_dim, self.hidden_units)
             self.decoder = gated_mlp_decoder(
                 self.latent_dim, self.image_shape, self.likelihood.num_params, self.hidden_units
