@@ -179,8 +179,7 @@ def chardata_columns(images):
     return np.stack([image.flatten(order="F") for image in images], axis=1).astype(np.float64)
 
 
-@pytest.fixture
-def small_omniglot(tmp_path, monkeypatch):
+def make_small_omniglot(tmp_path, monkeypatch):
     """A chardata.mat of 40 + 12 images: binary, unique and asymmetric, last row grey (0.5)."""
     monkeypatch.setattr(omniglot, "SIZES", {"data": 40, "testdata": 12})
     monkeypatch.setattr(omniglot, "NUM_VALIDATION", 5)
@@ -191,6 +190,11 @@ def small_omniglot(tmp_path, monkeypatch):
     scipy.io.savemat(path, {"data": chardata_columns(images[:40]), "testdata": chardata_columns(images[40:]),
                             "target": np.zeros((50, 40)), "testtarget": np.zeros((50, 12))})
     return path, images
+
+
+@pytest.fixture
+def small_omniglot(tmp_path, monkeypatch):
+    return make_small_omniglot(tmp_path, monkeypatch)
 
 
 def test_omniglot_small_chardata_layout_split_and_binarisation(small_omniglot):
@@ -213,13 +217,18 @@ def test_omniglot_small_chardata_layout_split_and_binarisation(small_omniglot):
     assert all(is_binary(epoch) for epoch in epochs) and not np.array_equal(*epochs)
 
 
-@pytest.fixture
-def small_histopathology(monkeypatch):
+def make_small_histopathology(monkeypatch):
+    """The contents of a histopathology pickle of 6 + 3 + 2 patches."""
     monkeypatch.setattr(histopathology, "SIZES", {"training": 6, "validation": 3, "test": 2})
     rng = np.random.default_rng(3)
     contents = {key: rng.uniform(size=(n, 784)).astype(np.float32) for key, n in histopathology.SIZES.items()}
     contents["training"][0, :2] = [0.0, 1.0]
     return contents
+
+
+@pytest.fixture
+def small_histopathology(monkeypatch):
+    return make_small_histopathology(monkeypatch)
 
 
 def write_histopathology(directory, contents, archive):

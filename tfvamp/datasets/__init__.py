@@ -1,7 +1,15 @@
 """The paper's six datasets, each loaded as an ``ImageDataset`` (see ``download`` for
-where files are looked for, cached and checked)."""
+where files are looked for, cached and checked).
+
+Importing this package registers the TensorFlow Datasets builders of ``builders``
+(``caltech101_silhouettes``, ``frey_faces``, ``omniglot_chardata``,
+``histopathology_gray``); ``load_from_tfds`` gives ``load_dataset``'s arrays
+through TFDS (TFDS's own ``binarized_mnist`` and ``mnist`` for the MNISTs).
+"""
+from tfvamp.datasets import builders  # noqa: F401  (defining the builders registers them with TFDS)
 from tfvamp.datasets import caltech, dynamic_mnist, freyfaces, histopathology, omniglot, static_mnist
 from tfvamp.datasets.core import DatasetError, ImageDataset
+from tfvamp.datasets.tfds_loading import TFDS_NAMES, load_from_tfds
 
 DATASETS = {
     "static_mnist": static_mnist.load,
@@ -22,4 +30,4 @@ def load_dataset(name, data_dir=None):
     return loader(data_dir)
 
 
-__all__ = ["DATASETS", "DatasetError", "ImageDataset", "load_dataset"]
+__all__ = ["DATASETS", "TFDS_NAMES", "DatasetError", "ImageDataset", "load_dataset", "load_from_tfds"]

@@ -7,6 +7,9 @@ or the ``train-images.idx3-ubyte`` spelling, each gzipped (``.gz``) or not.
 Checksum policy: the SHA-256 of the *uncompressed* IDX content is checked on
 every load, so any gzip of the right file is accepted; a download is also
 checked against the SHA-256 of the canonical ``.gz`` (as recorded by TFDS).
+These are the image files of TFDS's own ``mnist`` builder: the paper's split and
+binarisation are applied on top of its ``train`` and ``test`` images
+(``to_image_dataset``), see ``tfvamp.datasets.load_from_tfds``.
 """
 import numpy as np
 
@@ -34,18 +37,23 @@ def file_names(stem):
 
 
 def read_images(stem, data_dir=None):
-    """The checked images of one IDX file as float32 ``[N, 28, 28, 1]`` in [0, 1]."""
+    """The checked images of one IDX file as uint8 ``[N, 28, 28, 1]``."""
     count, sha256, gz_sha256, gz_size = FILES[stem]
     remote = download.Remote(tuple(url + stem + ".gz" for url in URLS), gz_sha256, gz_size)
     path = download.locate(FOLDER, file_names(stem), remote, data_dir)
     images = readers.idx_images(readers.read_verified(path, sha256), path)
     readers.check_images(images, path, count, (28, 28), high=255)
-    return (images.astype(np.float32) / 255.0)[..., None]
+    return images[..., None]
 
 
-def load(data_dir=None):
-    train = read_images("train-images-idx3-ubyte", data_dir)
-    test = read_images("t10k-images-idx3-ubyte", data_dir)
+def to_image_dataset(images):
+    """The paper's dataset from the two files' images ``{"train": 60,000, "test": 10,000}`` (uint8, [N, 28, 28, 1]).
+
+    Pixels / 255; the last 10,000 training images are the validation set; validation and test
+    are binarised once (fixed seeds), the training set at random every epoch (``ImageDataset``).
+    """
+    train = images["train"].astype(np.float32) / 255.0
+    test = images["test"].astype(np.float32) / 255.0
     return ImageDataset(
         name="dynamic_mnist",
         train=train[:-NUM_VALIDATION],
@@ -55,3 +63,8 @@ def load(data_dir=None):
         pseudo_inputs_init=PSEUDO_INPUTS_INIT,
         dynamic_binarization=True,
     )
+
+
+def load(data_dir=None):
+    return to_image_dataset({"train": read_images("train-images-idx3-ubyte", data_dir),
+                             "test": read_images("t10k-images-idx3-ubyte", data_dir)})

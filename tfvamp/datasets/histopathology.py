@@ -8,6 +8,9 @@ archive or the extracted ``histopathology.pkl`` is accepted; the pickle is read
 with the NumPy-only unpickler. Its SHA-256 is not known to us, so the content is
 checked strictly instead (keys, counts, values). Values are clipped to
 [1/512, 1 - 1/512], the centres of the first and last of the 256 bins.
+
+The ``histopathology_gray`` TFDS builder holds the file's values (``read_splits``);
+the clipping is applied on top of them (``to_image_dataset``).
 """
 import numpy as np
 
@@ -42,15 +45,25 @@ def read_patches(path):
     return patches
 
 
-def load(data_dir=None):
-    path = download.locate(FOLDER, [ARCHIVE, PICKLE], download.Remote((URL,)), data_dir,
-                           validate=read_patches)
+def find_file(data_dir=None):
+    return download.locate(FOLDER, [ARCHIVE, PICKLE], download.Remote((URL,)), data_dir, validate=read_patches)
+
+
+def read_splits(path):
+    """``{split: {"image": float32 [N, 28, 28, 1]}}``, the file's values."""
     patches = read_patches(path)
-    return ImageDataset(
-        name="histopathology",
-        train=np.clip(patches["training"], *CLIP),
-        validation=np.clip(patches["validation"], *CLIP),
-        test=np.clip(patches["test"], *CLIP),
-        likelihood="discretized_logistic",
-        pseudo_inputs_init=PSEUDO_INPUTS_INIT,
-    )
+    return {"train": {"image": patches["training"]},
+            "validation": {"image": patches["validation"]},
+            "test": {"image": patches["test"]}}
+
+
+def to_image_dataset(images):
+    """The paper's dataset from the builder's images ``{split: float32 [N, 28, 28, 1]}``, clipped."""
+    return ImageDataset(name="histopathology", likelihood="discretized_logistic",
+                        pseudo_inputs_init=PSEUDO_INPUTS_INIT,
+                        **{split: np.clip(images[split], *CLIP) for split in ("train", "validation", "test")})
+
+
+def load(data_dir=None):
+    splits = read_splits(find_file(data_dir))
+    return to_image_dataset({split: examples["image"] for split, examples in splits.items()})

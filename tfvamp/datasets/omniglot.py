@@ -7,6 +7,9 @@ image per column, each stored column-major: image ``n`` is
 ``data[:, n].reshape(28, 28, order="F")`` (the IWAE and VampPrior loaders'
 convention). Its SHA-256 is not known to us, so the file is checked strictly
 instead: both keys, exactly these shapes, finite values in [0, 1].
+
+The ``omniglot_chardata`` TFDS builder holds the grey images of the three splits
+(``read_splits``); the binarisation is applied on top of them (``to_image_dataset``).
 """
 import numpy as np
 
@@ -38,16 +41,35 @@ def read_chardata(path):
     return images
 
 
-def load(data_dir=None):
-    path = download.locate(FOLDER, [FILENAME], download.Remote((URL,)), data_dir, validate=read_chardata)
+def find_file(data_dir=None):
+    return download.locate(FOLDER, [FILENAME], download.Remote((URL,)), data_dir, validate=read_chardata)
+
+
+def read_splits(path):
+    """``{split: {"image": float32 [N, 28, 28, 1]}}``: validation held out of ``data`` at random (fixed seed)."""
     images = read_chardata(path)
     train = images["data"][np.random.default_rng(SPLIT_SEED).permutation(SIZES["data"])]
+    return {"train": {"image": train[:-NUM_VALIDATION]},
+            "validation": {"image": train[-NUM_VALIDATION:]},
+            "test": {"image": images["testdata"]}}
+
+
+def to_image_dataset(images):
+    """The paper's dataset from the builder's grey images ``{split: float32 [N, 28, 28, 1]}``.
+
+    Validation and test are binarised once (fixed seeds), the training set at random every epoch.
+    """
     return ImageDataset(
         name="omniglot",
-        train=train[:-NUM_VALIDATION],
-        validation=binarize_once(train[-NUM_VALIDATION:], VALIDATION_SEED),
-        test=binarize_once(images["testdata"], TEST_SEED),
+        train=images["train"],
+        validation=binarize_once(images["validation"], VALIDATION_SEED),
+        test=binarize_once(images["test"], TEST_SEED),
         likelihood="bernoulli",
         pseudo_inputs_init=PSEUDO_INPUTS_INIT,
         dynamic_binarization=True,
     )
+
+
+def load(data_dir=None):
+    splits = read_splits(find_file(data_dir))
+    return to_image_dataset({split: examples["image"] for split, examples in splits.items()})

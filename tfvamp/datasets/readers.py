@@ -54,6 +54,11 @@ def idx_images(data, source):
     return np.frombuffer(data, np.uint8, offset=16).reshape(count, rows, cols)
 
 
+def idx_bytes(images):
+    """uint8 images ``[N, rows, cols]`` as an IDX3 ``ubyte`` file (the inverse of ``idx_images``)."""
+    return struct.pack(">iiii", 0x00000803, *images.shape) + np.ascontiguousarray(images, np.uint8).tobytes()
+
+
 AMAT_PIXELS = 784
 _AMAT_LINE = 2 * AMAT_PIXELS  # 784 digits, 783 spaces and a newline
 
@@ -75,6 +80,14 @@ def amat_images(data, source):
         raise DatasetError(f"{source} is not a binarised-MNIST .amat file: every line must hold "
                            f"{AMAT_PIXELS} space-separated 0/1 digits")
     return digits - np.uint8(ord("0"))
+
+
+def amat_bytes(images):
+    """Binary images (784 pixels each) as a ``.amat`` file (the inverse of ``amat_images``)."""
+    chars = np.full((len(images), _AMAT_LINE), ord(" "), np.uint8)
+    chars[:, 0::2] = np.reshape(images, (len(images), AMAT_PIXELS)) + ord("0")
+    chars[:, -1] = ord("\n")
+    return chars.tobytes()
 
 
 def npz_arrays(path, keys):

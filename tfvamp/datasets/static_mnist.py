@@ -5,6 +5,8 @@ files (downloaded into the cache when no local directory is given) or
 ``binarized_mnist_uint8.npz`` (keys ``train``/``valid``/``test``, uint8), a
 lossless re-encoding: written back as ``.amat`` its arrays reproduce the three
 canonical files byte for byte (the SHA-256s below, as recorded by TFDS).
+These are the files of TFDS's own ``binarized_mnist`` builder, so
+``tfvamp.datasets.load_from_tfds("static_mnist")`` gives the same arrays.
 """
 import numpy as np
 
@@ -45,7 +47,8 @@ def _from_npz(path):
     return {split: arrays[key] for split, key in keys.items()}
 
 
-def load(data_dir=None):
+def read_images(data_dir=None):
+    """The checked images ``{split: uint8 [N, 28, 28, 1]}`` in {0, 1}, from the .npz or the .amat files."""
     root = download.local_dir(data_dir) or download.cache_dir()
     npz = download.find(root, FOLDER, [NPZ])
     arrays = _from_npz(npz) if npz is not None else _from_amat(data_dir)
@@ -55,6 +58,15 @@ def load(data_dir=None):
         values = readers.check_images(arrays[split], source, count, (readers.AMAT_PIXELS,))
         if not np.all((values == 0) | (values == 1)):
             raise DatasetError(f"{source}: pixels must be 0 or 1")
-        images[split] = values.reshape(count, 28, 28, 1).astype(np.float32)
-    return ImageDataset(name="static_mnist", likelihood="bernoulli",
-                        pseudo_inputs_init=PSEUDO_INPUTS_INIT, **images)
+        images[split] = values.reshape(count, 28, 28, 1).astype(np.uint8)
+    return images
+
+
+def to_image_dataset(images):
+    """The paper's dataset from the images ``{split: uint8 [N, 28, 28, 1]}`` (of ``binarized_mnist``)."""
+    return ImageDataset(name="static_mnist", likelihood="bernoulli", pseudo_inputs_init=PSEUDO_INPUTS_INIT,
+                        **{split: images[split].astype(np.float32) for split in SPLITS})
+
+
+def load(data_dir=None):
+    return to_image_dataset(read_images(data_dir))
