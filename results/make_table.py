@@ -1,18 +1,25 @@
-"""Regenerates the results table of RESULTS.md from results/*.json.
+"""Regenerates the tables of RESULTS.md from results/*.json.
 
-    python results/make_table.py
+    python results/make_table.py           # rewrites RESULTS.md's tables
+    python results/make_table.py --check   # exits 1 if RESULTS.md is not the script's output
 
-Each JSON file is a run's ``results.json`` (written by ``trainers.train``). The
-table goes between the ``<!-- results-table -->`` markers of RESULTS.md.
+Each JSON file is one run's ``results.json`` (written by ``trainers.train``, its
+per-epoch history dropped). Runs are grouped by what they trained (dataset,
+model, prior, initialiser and every other setting that differs from the paper's
+protocol); each group's test log-likelihoods give a mean, a standard deviation
+and, between two groups, a Welch confidence interval of the difference.
+Each table goes between its ``<!-- NAME -->`` and ``<!-- /NAME -->`` markers.
 """
 import glob
 import json
 import math
 import os
+import sys
+
+from scipy import stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_MD = os.path.join(os.path.dirname(HERE), "RESULTS.md")
-BEGIN, END = "<!-- results-table -->", "<!-- /results-table -->"
 
 # Test log-likelihoods of Table 2 of the paper (nats), as recalled from the published
 # paper: its main text is not among this project's sources, so they are unverified here.
@@ -22,63 +29,165 @@ PAPER = {
     ("static_mnist", "hvae", "standard"): -86.05,
     ("static_mnist", "hvae", "vamp"): -83.19,
 }
-PIXELS = {"freyfaces": 28 * 20}  # every other dataset: 28 x 28
-COLUMNS = ("run", "command", "test LL (IS)", "bits/dim", "test ELBO", "paper LL (unverified)",
-           "epochs (best)", "train", "eval")
+INITIALIZERS = {"glorot_uniform": "Glorot", "he_normal": "He"}
+# Settings of the paper's protocol: a run that differs in one names it in its group.
+PROTOCOL = {"num_components": 500, "optimizer": "adam_normgrad", "pseudo_inputs_init": "random",
+            "precision": "float32", "epochs": 2000}
+CONFIDENCE = 0.95
 
 
-def row(name, results):
-    flags = results["flags"]
-    key = (flags["dataset"], flags["model"], flags["prior"])
-    command = f"`python -m trainers.train --flagfile=configs/{name}.cfg --data_dir=../shared/data"
-    if flags["epochs"] != 2000:
-        command += f" --epochs={flags['epochs']}"
-    command += "`"
-    stopped = "early stop" if results["epochs_trained"] < flags["epochs"] else "max epochs"
-    if flags["epochs"] < 2000:
-        stopped = f"partial: {flags['epochs']} of 2000"
-    paper = PAPER.get(key)
-    return (
-        name, command,
-        f"{results['test_log_likelihood']:.2f} (S={results['eval_samples']})",
-        f"{-results['test_log_likelihood'] / (PIXELS.get(flags['dataset'], 784) * math.log(2)):.3f}",
-        f"{results['test_elbo']:.2f}",
-        "" if paper is None else f"{paper:.2f}",
-        f"{results['epochs_trained']} ({results['best_epoch']}), {stopped}",
-        train_time(results),
-        f"{results['eval_seconds'] / 60:.1f} min",
-    )
-
-
-def train_time(results):
-    """Minutes of training; a run resumed by a trainer that did not yet add up
-    the epochs of every session (no ``session_train_seconds``) has none to show."""
-    if results.get("resumed_after_epoch") and "session_train_seconds" not in results:
-        return "n/a (resumed)"
-    return f"{results['train_seconds'] / 60:.1f} min"
-
-
-def table():
-    rows = []
-    for path in sorted(glob.glob(os.path.join(HERE, "*.json"))):
+def load_runs(directory=HERE):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
         with open(path) as f:
-            rows.append(row(os.path.basename(path)[:-len(".json")], json.load(f)))
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+            runs.append(dict(json.load(f), file=os.path.basename(path)))
+    return runs
+
+
+def initializer(run):
+    """Runs from before the flag used Keras' default, Glorot-uniform."""
+    return run["flags"].get("kernel_initializer", "glorot_uniform")
+
+
+def group_key(run):
+    flags = run["flags"]
+    variant = tuple(f"{name}={flags.get(name, default)}" for name, default in PROTOCOL.items()
+                    if flags.get(name, default) != default)
+    return flags["dataset"], flags["model"], flags["prior"], initializer(run), variant
+
+
+def group(runs):
+    groups = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    return {key: sorted(members, key=lambda r: (r["flags"]["seed"], r["file"]))
+            for key, members in sorted(groups.items())}
+
+
+def mean_sd(values):
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def welch(a, b):
+    """Mean of ``a`` minus mean of ``b`` and its Welch confidence interval."""
+    (mean_a, sd_a), (mean_b, sd_b) = mean_sd(a), mean_sd(b)
+    difference = mean_a - mean_b
+    var_a, var_b = sd_a ** 2 / len(a), sd_b ** 2 / len(b)
+    se = math.sqrt(var_a + var_b)
+    dof = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * se
+    return difference, difference - half, difference + half
+
+
+def log_likelihoods(members):
+    return [r["test_log_likelihood"] for r in members]
+
+
+def fmt_mean_sd(values):
+    mean, sd = mean_sd(values)
+    return f"{mean:.2f}" if math.isnan(sd) else f"{mean:.2f} ± {sd:.2f}"
+
+
+def name_of(key):
+    dataset, model, prior, init, variant = key
+    return " ".join([dataset, model, prior, INITIALIZERS.get(init, init), *variant])
+
+
+def results_table(groups):
+    columns = ("configuration", "runs", "test LL (IS, S=5000) mean ± sd", "test ELBO mean ± sd",
+               "each run's test LL (seed)", "paper LL (unverified)", "epochs (best)")
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for key, members in groups.items():
+        each = ", ".join(f"{r['test_log_likelihood']:.2f} ({r['flags']['seed']})" for r in members)
+        epochs = ", ".join(f"{r['epochs_trained']} ({r['best_epoch']})" for r in members)
+        paper = PAPER.get(key[:3])
+        lines.append("| " + " | ".join([
+            name_of(key), str(len(members)), fmt_mean_sd(log_likelihoods(members)),
+            fmt_mean_sd([r["test_elbo"] for r in members]), each,
+            "" if paper is None else f"{paper:.2f}", epochs]) + " |")
     return "\n".join(lines)
 
 
-def main():
+def comparison(a, b, better_a, better_b):
+    """Cells comparing two groups of runs: ``A − B`` with its Welch interval, and a
+    verdict (a group of fewer than 2 runs cannot be tested)."""
+    if not a or not b or len(a) < 2 or len(b) < 2:
+        return "", f"{len(a or [])} vs {len(b or [])} runs: too few to test"
+    difference, low, high = welch(log_likelihoods(a), log_likelihoods(b))
+    verdict = better_a if low > 0 else better_b if high < 0 else "no difference shown"
+    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]", f"{len(a)} vs {len(b)} runs: {verdict}"
+
+
+def cells(members):
+    return fmt_mean_sd(log_likelihoods(members)) if members else "no runs"
+
+
+def claims_table(groups):
+    lines = ["| claim (A beats B), dataset, initialiser | test LL A | test LL B "
+             "| A − B, 95% Welch CI (nats) | verdict |", "| --- | --- | --- | --- | --- |"]
+    claims = []
+    for dataset in sorted({key[0] for key in groups}):
+        for init, init_name in INITIALIZERS.items():
+            for model in ("vae", "hvae"):
+                claims.append((f"{model.upper()}: VampPrior beats standard, {dataset}, {init_name}",
+                               (dataset, model, "vamp", init, ()),
+                               (dataset, model, "standard", init, ()),
+                               "VampPrior better", "standard better"))
+            claims.append((f"VampPrior: HVAE beats VAE, {dataset}, {init_name}",
+                           (dataset, "hvae", "vamp", init, ()), (dataset, "vae", "vamp", init, ()),
+                           "HVAE better", "VAE better"))
+    for label, a_key, b_key, better_a, better_b in claims:
+        a, b = groups.get(a_key), groups.get(b_key)
+        if a and b:
+            lines.append(f"| {label} | {cells(a)} | {cells(b)} | "
+                         + " | ".join(comparison(a, b, better_a, better_b)) + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(groups):
+    lines = ["| model, prior, dataset | He-normal (A) | Glorot-uniform (B) "
+             "| A − B, 95% Welch CI (nats) | verdict |", "| --- | --- | --- | --- | --- |"]
+    for dataset, model, prior, init, variant in groups:
+        if init != "he_normal" or variant:
+            continue
+        he = groups[dataset, model, prior, "he_normal", ()]
+        glorot = groups.get((dataset, model, prior, "glorot_uniform", ()))
+        lines.append(f"| {model}, {prior}, {dataset} | {cells(he)} | {cells(glorot)} | "
+                     + " | ".join(comparison(he, glorot, "He better", "Glorot better")) + " |")
+    return "\n".join(lines)
+
+
+TABLES = {"results-table": results_table, "claims-table": claims_table,
+          "ablation-table": ablation_table}
+
+
+def render(text, runs):
+    """``text`` (RESULTS.md) with every table regenerated from ``runs``."""
+    groups = group(runs)
+    for marker, make in TABLES.items():
+        begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+        if begin not in text or end not in text:
+            raise SystemExit(f"{RESULTS_MD} lacks the {begin} ... {end} markers")
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{make(groups)}\n{end}{tail}"
+    return text
+
+
+def main(argv):
     with open(RESULTS_MD) as f:
         text = f.read()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{RESULTS_MD} lacks the {BEGIN} ... {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    new = render(text, load_runs())
+    if "--check" in argv:
+        if new != text:
+            raise SystemExit("RESULTS.md differs from python results/make_table.py's output")
+        return
     with open(RESULTS_MD, "w") as f:
-        f.write(f"{head}{BEGIN}\n{table()}\n{END}{tail}")
-    print(table())
+        f.write(new)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
