@@ -6,7 +6,7 @@ setup(
     description="VAEs with a VampPrior (Tomczak & Welling, AISTATS 2018) in TensorFlow/Keras and TFP",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11"  # keras 3.15,
     packages=find_packages(include=["tfvamp", "tfvamp.*", "trainers", "trainers.*", "configs", "configs.*"]),
     package_data={"tfvamp.datasets": ["data/*.mat", "data/*.md"], "configs": ["*.cfg"]},
     license="MIT",
@@ -18,11 +18,17 @@ setup(
         "tensorflow-serving-api==2.21.*",  # the serving client (tfvamp.serving)
         "keras>=3.15,<4",
         "tensorflow-datasets",
+        "importlib_resources",  # tensorflow-datasets imports it to prepare a dataset but does not declare it
         "absl-py",
         "numpy",
         "scipy",  # .mat files
         "matplotlib",  # figures
         "tensorboard==2.21.*",  # TensorBoard summaries (tf.summary needs it)
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        # the API reference (mkdocs build --strict; ruff lays out the signatures) and
+        # examples/tabular_vampprior.py (scikit-learn's bundled data), both run by the tests
+        "test": ["pytest", "mkdocs>=1.6,<2", "mkdocstrings[python]>=1.0.7,<2", "ruff>=0.4",
+                 "scikit-learn"],
+    },
 )

@@ -7,17 +7,11 @@ encoder and decoder are trained on Caltech 101 Silhouettes with the ELBO
 
     python examples/custom_encoder_vampprior.py
 """
-import os
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_probability as tfp  # noqa: E402
-
-from tfvamp.datasets import load_dataset  # noqa: E402
-from tfvamp.priors import VampPrior  # noqa: E402
+import tfvamp
 
 tfd = tfp.distributions
 LATENT_DIM = 8
@@ -44,8 +38,8 @@ class MyVAE(keras.Model):
     def __init__(self, num_pseudo_inputs=50):
         super().__init__()
         self.encoder, self.decoder = my_encoder(), my_decoder()
-        self.prior = VampPrior(self.encoder, (28, 28, 1), LATENT_DIM,
-                               num_components=num_pseudo_inputs, init_mean=0.5, init_std=0.02)
+        self.prior = tfvamp.VampPrior(self.encoder, (28, 28, 1), LATENT_DIM,
+                                      num_components=num_pseudo_inputs, init_mean=0.5, init_std=0.02)
 
     def call(self, x):
         mean, log_variance = self.encoder(x)
@@ -60,7 +54,7 @@ class MyVAE(keras.Model):
 
 def main(steps=300, batch_size=100):
     """Trains for ``steps`` steps; returns the validation loss before and after."""
-    data = load_dataset("caltech")
+    data = tfvamp.datasets.load_dataset("caltech")
     model = MyVAE()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     train = data.pipeline("train", batch_size, shuffle=True, seed=0).repeat()

@@ -1,2 +1,63 @@
-"""tfvamp: VAEs with a VampPrior (Tomczak & Welling, AISTATS 2018) in TensorFlow/Keras."""
+"""tfvamp: VAEs with a VampPrior (Tomczak & Welling, AISTATS 2018) in TensorFlow/Keras.
+
+Everything public is importable from ``tfvamp`` (``tfvamp.__all__``):
+
+```python
+import tfvamp
+
+model = tfvamp.VAE((28, 28, 1), prior="vamp")  # the paper's VAE and VampPrior
+model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # your networks
+                   prior=tfvamp.VampPrior(enc, (13,), pseudo_input_map="none"))
+```
+"""
+from tfvamp import datasets  # registers the TFDS builders
+from tfvamp.callbacks import KLWarmUp, PaperEarlyStopping, warmup_beta
+from tfvamp.evaluation import evaluate
+from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
+from tfvamp.likelihoods import (BernoulliLikelihood, DiscretizedLogisticLikelihood,
+                                GaussianLikelihood, Likelihood, get_likelihood)
+from tfvamp.models import HVAE, VAE, ConvHVAE, LatentVariableModel, PixelHVAE, build_model
+from tfvamp.objectives import (ElboTerms, LogTerms, importance_sampled_log_likelihood,
+                               log_importance_weights, negative_elbo)
+from tfvamp.optimizers import AdamNormGrad
+from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, Prior,
+                           StandardNormalPrior, VampPrior, diagonal_gaussian, make_prior)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AdamNormGrad",
+    "BernoulliLikelihood",
+    "ConvHVAE",
+    "DiagonalGaussianHead",
+    "DiagonalGaussianMixture",
+    "DiscretizedLogisticLikelihood",
+    "ElboTerms",
+    "GatedConv2D",
+    "GatedDense",
+    "GaussianLikelihood",
+    "HVAE",
+    "KLWarmUp",
+    "LatentVariableModel",
+    "Likelihood",
+    "LogTerms",
+    "MaskedConv2D",
+    "MixtureOfGaussiansPrior",
+    "PaperEarlyStopping",
+    "PixelHVAE",
+    "Prior",
+    "StandardNormalPrior",
+    "VAE",
+    "VampPrior",
+    "__version__",
+    "build_model",
+    "datasets",
+    "diagonal_gaussian",
+    "evaluate",
+    "get_likelihood",
+    "importance_sampled_log_likelihood",
+    "log_importance_weights",
+    "make_prior",
+    "negative_elbo",
+    "warmup_beta",
+]

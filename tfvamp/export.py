@@ -190,9 +190,21 @@ def export_model(model, export_dir, model_name=None, version=None):
         raise FileExistsError(f"{path} already exists; choose another version or leave it out "
                               f"to export as version {next_version}")
     os.makedirs(model_dir, exist_ok=True)
+    return save_serving_model(model, path)
+
+
+def save_serving_model(model, path):
+    """Saves ``model``'s serving signatures as a SavedModel at ``path`` (a
+    directory that must not exist), written beside it and renamed into place;
+    ``model.export(path)`` does this. Returns ``path``."""
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists: export to a new directory")
+    model_key = registry_name(model)
     model = _copy_outside_strategies(model, model_key)
     signatures = ServingSignatures(model).concrete_functions()
-    staging = tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}-", dir=parent)
     try:
         tf.saved_model.save(variables_module(model), staging, signatures=signatures)
         os.makedirs(os.path.join(staging, "assets.extra"))

@@ -1,14 +1,21 @@
-"""Observation models p(x | z) as TFP distributions over whole images.
+"""Observation models p(x | z) as TFP distributions over whole inputs.
 
-A likelihood turns the decoder's raw output (``num_params`` numbers per pixel,
-stacked on the last axis) into a ``tfd.Distribution`` whose event is one image
-of shape ``[H, W, C]``, so ``log_prob(x)`` returns one number per image. The
-parameters are cast to float32 first: densities are float32 in every precision.
+A likelihood turns the decoder's raw output (``num_params`` numbers per input
+value, stacked on a last axis: ``[B, *input_shape, num_params]``) into a
+``tfd.Distribution`` whose event is one input (an image ``[H, W, C]``, or a
+vector ``[D]``: ``event_ndims`` axes), so ``log_prob(x)`` returns one number
+per input. The parameters are cast to float32 first: densities are float32 in
+every precision.
+
+``get_likelihood`` takes a name of ``LIKELIHOODS``, or any function mapping the
+decoder's output to a ``tfd.Distribution`` over one input (register it with
+``keras.saving.register_keras_serializable`` to save models that use it).
 """
+import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvamp.priors import as_float32
+from tfvamp.priors import as_float32, diagonal_gaussian
 
 tfd = tfp.distributions
 
@@ -17,15 +24,46 @@ NUM_BINS = 256
 MIN_LOG_SCALE, MAX_LOG_SCALE = -4.5, 0.0
 
 
-class BernoulliLikelihood:
-    """Binary pixels: ``p(x|z) = prod_i Bernoulli(x_i | sigmoid(logit_i))``."""
+class Likelihood:
+    """Base class: ``distribution(params)`` is p(x|z) for the decoder's output ``params``."""
+
+    name = None
+    num_params = None  # numbers per input value the decoder must output
+
+    def __init__(self, event_ndims=3):
+        self.event_ndims = int(event_ndims)
+
+    def distribution(self, params):
+        """p(x|z) for the decoder's output ``params``: a ``tfd.Distribution``
+        with one input as its event."""
+        raise NotImplementedError
+
+    def log_prob(self, params, x):
+        """``log p(x|z)``, one number per input."""
+        return self.distribution(params).log_prob(x)
+
+    def mean(self, params):
+        """The mean of p(x|z) (what ``decode`` and ``reconstruct`` return)."""
+        return self.distribution(params).mean()
+
+    def sample(self, params, seed=None):
+        """One draw of x from p(x|z) (``seed``: a stateless seed)."""
+        return self.distribution(params).sample(seed=seed)
+
+    def get_config(self):
+        """What ``get_likelihood`` rebuilds it from: its name."""
+        return self.name
+
+
+class BernoulliLikelihood(Likelihood):
+    """Binary values: ``p(x|z) = prod_i Bernoulli(x_i | sigmoid(logit_i))``."""
 
     name = "bernoulli"
     num_params = 1
 
     def distribution(self, params):
         logits = as_float32(params[..., 0])
-        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32), 3)
+        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32), self.event_ndims)
 
     def log_prob(self, params, x):
         """``sum_i x_i log s_i + (1 - x_i) log(1 - s_i)`` with ``s = sigmoid(logit_i)``,
@@ -33,19 +71,17 @@ class BernoulliLikelihood:
         log-density in two elementwise passes, ``x`` broadcast without copies."""
         logits = as_float32(params[..., 0])
         x = tf.cast(x, tf.float32)
-        return tf.reduce_sum(x * logits - tf.math.softplus(logits), axis=[-3, -2, -1])
+        return tf.reduce_sum(x * logits - tf.math.softplus(logits),
+                             axis=list(range(-self.event_ndims, 0)))
 
     def mean(self, params):
         return tf.sigmoid(as_float32(params[..., 0]))
 
-    def sample(self, params, seed=None):
-        return self.distribution(params).sample(seed=seed)
 
+class DiscretizedLogisticLikelihood(Likelihood):
+    """Grey values in 256 bins: the logistic's mass on each bin (paper, Sec. 4).
 
-class DiscretizedLogisticLikelihood:
-    """Grey pixels in 256 bins: the logistic's mass on each bin (paper, Sec. 4).
-
-    A pixel value ``x`` in [0, 1] falls in bin ``k = floor(256 x)``, which covers
+    A value ``x`` in [0, 1] falls in bin ``k = floor(256 x)``, which covers
     ``[k/256, (k+1)/256)``; the first and last bins also take the tails, so the
     256 probabilities sum to one. The decoder gives the logistic's mean
     (through a sigmoid) and log-scale (bounded by hardtanh(-4.5, 0)).
@@ -61,14 +97,14 @@ class DiscretizedLogisticLikelihood:
         return loc, tf.exp(log_scale)
 
     def distribution(self, params):
-        """A distribution over bin indices 0..255 of every pixel."""
+        """A distribution over bin indices 0..255 of every value."""
         loc, scale = self._loc_and_scale(params)
         # On the bin-index scale y = 256 x, QuantizedDistribution gives bin k the
         # mass F(k) - F(k - 1); shifting the logistic by one bin makes that
         # F_y(k + 1) - F_y(k), the mass of [k, k + 1).
         logistic = tfd.Logistic(loc=NUM_BINS * loc - 1.0, scale=NUM_BINS * scale)
         bins = tfd.QuantizedDistribution(logistic, low=0.0, high=NUM_BINS - 1.0)
-        return tfd.Independent(bins, 3)
+        return tfd.Independent(bins, self.event_ndims)
 
     @staticmethod
     def to_bins(x):
@@ -88,16 +124,59 @@ class DiscretizedLogisticLikelihood:
         return self.from_bins(self.distribution(params).sample(seed=seed))
 
 
+class GaussianLikelihood(Likelihood):
+    """Real values: ``p(x|z) = prod_i N(x_i | mean_i, exp(log_variance_i))``,
+    the log-variance bounded to ``[-6, 2]`` (as the posteriors' in the paper)
+    so that the density stays bounded; for standardised data."""
+
+    name = "gaussian"
+    num_params = 2
+    MIN_LOG_VARIANCE, MAX_LOG_VARIANCE = -6.0, 2.0
+
+    def distribution(self, params):
+        log_variance = tf.clip_by_value(as_float32(params[..., 1]), self.MIN_LOG_VARIANCE,
+                                        self.MAX_LOG_VARIANCE)
+        normal = diagonal_gaussian(params[..., 0], log_variance).distribution
+        return tfd.Independent(normal, self.event_ndims)
+
+
+class DistributionLikelihood(Likelihood):
+    """A likelihood given as a function: ``make_distribution(decoder_output)``
+    returns a ``tfd.Distribution`` whose event is one input."""
+
+    def __init__(self, make_distribution, event_ndims=3):
+        super().__init__(event_ndims)
+        self.make_distribution = make_distribution
+        self.name = getattr(make_distribution, "__name__", type(make_distribution).__name__)
+
+    def distribution(self, params):
+        return self.make_distribution(params)
+
+    def get_config(self):
+        return keras.saving.serialize_keras_object(self.make_distribution)
+
+
 LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
     "discretized_logistic": DiscretizedLogisticLikelihood,
+    "gaussian": GaussianLikelihood,
 }
 
 
-def get_likelihood(name):
+def get_likelihood(likelihood, event_ndims=3):
+    """A ``Likelihood`` from a name of ``LIKELIHOODS``, a function returning a
+    ``tfd.Distribution`` (or its saved config), or a ``Likelihood`` itself;
+    ``event_ndims``: the number of axes of one input (3 for images)."""
+    if isinstance(likelihood, Likelihood):
+        return likelihood
+    if isinstance(likelihood, dict):  # a saved function
+        likelihood = keras.saving.deserialize_keras_object(likelihood)
+    if callable(likelihood):
+        return DistributionLikelihood(likelihood, event_ndims)
     try:
-        return LIKELIHOODS[name]()
-    except KeyError:
+        return LIKELIHOODS[likelihood](event_ndims)
+    except (KeyError, TypeError):
         raise ValueError(
-            f"Unknown likelihood {name!r}; valid: {sorted(LIKELIHOODS)}"
+            f"Unknown likelihood {likelihood!r}; valid: {sorted(LIKELIHOODS)} or a function "
+            "returning a tfd.Distribution"
         ) from None

@@ -14,6 +14,7 @@ import tensorflow_probability as tfp
 from tfvamp import objectives
 from tfvamp.layers import kernel_initializer_scope
 from tfvamp.likelihoods import get_likelihood
+from tfvamp.priors import Prior, VampPrior, make_prior
 
 
 class LatentVariableModel(keras.Model):
@@ -24,14 +25,18 @@ class LatentVariableModel(keras.Model):
     CPU (``bench/``).
 
     Args:
-      input_shape: image shape ``(H, W, C)``.
-      likelihood: ``"bernoulli"`` or ``"discretized_logistic"``.
-      prior: ``"standard"``, ``"mog"`` or ``"vamp"``.
+      input_shape: shape of one input: an image ``(H, W, C)``, or ``(D,)``.
+      likelihood: ``"bernoulli"``, ``"discretized_logistic"``, ``"gaussian"``,
+        or a function from the decoder's output to a ``tfd.Distribution``
+        over one input (``tfvamp.likelihoods.get_likelihood``).
+      prior: ``"standard"``, ``"mog"`` or ``"vamp"``, or a prior layer of
+        ``tfvamp.priors`` (a ``VampPrior`` built on this model's encoder).
       latent_dim: size of each latent level (40 in the paper).
       hidden_units: width of the gated layers (300 in the paper).
       num_components: K, for the MoG prior and the VampPrior.
-      pseudo_inputs_init_mean, pseudo_inputs_init_std: the VampPrior's
-        ``N(mean, std)`` initialisation of the pseudo-inputs.
+      pseudo_inputs_init_mean: mean of the VampPrior's ``N(mean, std)``
+        initialisation of the pseudo-inputs.
+      pseudo_inputs_init_std: its standard deviation.
       pseudo_inputs_init_data: optional training images to initialise the
         pseudo-inputs from instead (not part of the config).
       seed: seed of the model's sampling.
@@ -73,8 +78,9 @@ class LatentVariableModel(keras.Model):
         keras.initializers.get(kernel_initializer)  # a clear error for an unknown name
         self.kernel_initializer = kernel_initializer
         self.image_shape = tuple(int(d) for d in input_shape)
-        self.likelihood = get_likelihood(likelihood)
-        self.prior_name = prior
+        self.likelihood = get_likelihood(likelihood, event_ndims=len(self.image_shape))
+        self.prior_name = prior if isinstance(prior, str) else None
+        object.__setattr__(self, "_prior_argument", prior)  # build_prior's (untracked)
         self.latent_dim = int(latent_dim)
         self.hidden_units = int(hidden_units)
         self.num_components = int(num_components)
@@ -90,8 +96,9 @@ class LatentVariableModel(keras.Model):
     def get_config(self):
         return {
             "input_shape": self.image_shape,
-            "likelihood": self.likelihood.name,
-            "prior": self.prior_name,
+            "likelihood": self.likelihood.get_config(),
+            "prior": (self.prior_name if self.prior_name is not None
+                      else keras.saving.serialize_keras_object(self.prior)),
             "latent_dim": self.latent_dim,
             "hidden_units": self.hidden_units,
             "num_components": self.num_components,
@@ -110,10 +117,48 @@ class LatentVariableModel(keras.Model):
         with dtype_policy_scope(self.precision), kernel_initializer_scope(self.kernel_initializer):
             yield
 
+    def build_prior(self, encoder, init_data=None):
+        """The prior layer of the top latent: the one given to the constructor
+        (a VampPrior must use ``encoder``; a saved one is rebuilt on it), or
+        the one its name says, built on ``encoder``."""
+        prior = self._prior_argument
+        if isinstance(prior, dict):  # a saved prior: rebuilt on this model's encoder
+            if "encoder" in prior["config"]:
+                prior = {**prior, "config": {**prior["config"], "encoder": encoder}}
+            prior = keras.saving.deserialize_keras_object(prior)
+        if isinstance(prior, Prior):
+            if isinstance(prior, VampPrior) and prior.encoder is not encoder:
+                raise ValueError("The VampPrior given as prior was built on another encoder "
+                                 "than the model's: build it on the model's encoder.")
+            if prior.latent_dim != self.latent_dim:
+                raise ValueError(f"The prior is over {prior.latent_dim} latents, the model "
+                                 f"has latent_dim={self.latent_dim}")
+            return prior
+        return make_prior(
+            prior, self.latent_dim, self.num_components, encoder=encoder,
+            input_shape=self.image_shape, init_mean=self.pseudo_inputs_init_mean,
+            init_std=self.pseudo_inputs_init_std, init_data=init_data, seed=self.seed,
+        )
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """Keras' ``export``; as a ``"tf_saved_model"`` (the default), a
+        SavedModel with the serving signatures of ``tfvamp.export`` (log
+        p(x), ELBO, encode, decode, reconstruct, sample) at ``filepath``."""
+        if format != "tf_saved_model":
+            return super().export(filepath, format, verbose, input_signature, **kwargs)
+        from tfvamp.export import save_serving_model
+
+        save_serving_model(self, filepath)
+        if verbose or verbose is None:
+            print(f"Saved the serving signatures of {self.name} to {filepath}")
+        return filepath
+
     # -- what a model must provide -------------------------------------------
-    def log_terms(self, x, prior, num_samples=1):
+    def log_terms(self, x, prior, num_samples=1, training=False):
         """``LogTerms`` (each ``[S, B]``) of ``S = num_samples`` posterior samples,
-        with ``prior`` the distribution of the top latent."""
+        with ``prior`` the distribution of the top latent; ``training`` is
+        passed to the networks (dropout, batch normalisation)."""
         raise NotImplementedError
 
     def encode(self, x):
@@ -147,10 +192,11 @@ class LatentVariableModel(keras.Model):
 
     def call(self, x, training=False):
         """The negative ELBO per image with beta = 1."""
-        return objectives.negative_elbo(self.log_terms(x, self.prior_distribution())).loss
+        terms = self.log_terms(x, self.prior_distribution(), training=training)
+        return objectives.negative_elbo(terms).loss
 
-    def elbo_terms(self, x, beta=1.0, num_samples=1):
-        terms = self.log_terms(x, self.prior_distribution(), num_samples)
+    def elbo_terms(self, x, beta=1.0, num_samples=1, training=False):
+        terms = self.log_terms(x, self.prior_distribution(), num_samples, training=training)
         return objectives.negative_elbo(terms, beta)
 
     def train_step(self, data):
@@ -163,7 +209,7 @@ class LatentVariableModel(keras.Model):
         """
         x = _images(data)
         with tf.GradientTape() as tape:
-            terms = self.elbo_terms(x, beta=self.beta)
+            terms = self.elbo_terms(x, beta=self.beta, training=True)
             loss = tf.reduce_sum(terms.loss) / _global_batch_size(terms.loss)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))

@@ -17,7 +17,7 @@ import tensorflow_probability as tfp
 from tfvamp.models import networks
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.objectives import LogTerms
-from tfvamp.priors import as_float32, diagonal_gaussian, make_prior
+from tfvamp.priors import as_float32, diagonal_gaussian
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")
@@ -43,35 +43,37 @@ class HVAE(LatentVariableModel):
                                      self.conv_filters)
         self.q_z2, self.q_z1_features, self.q_z1 = parts.q_z2, parts.q_z1_features, parts.q_z1
         self.p_z1, self.p_x, self.pixelcnn = parts.p_z1, parts.p_x, parts.pixelcnn
-        self.prior = make_prior(
-            self.prior_name, self.latent_dim, self.num_components, encoder=self.q_z2,
-            input_shape=self.image_shape, init_mean=self.pseudo_inputs_init_mean,
-            init_std=self.pseudo_inputs_init_std, init_data=init_data, seed=self.seed,
-        )
+        self.prior = self.build_prior(self.q_z2, init_data)
         self.built = True  # every part is built above
 
     def get_config(self):
         return {**super().get_config(), "conv_filters": self.conv_filters}
 
-    def _x_params(self, z1, z2, x):
+    def _x_params(self, z1, z2, x, training=False):
         """Parameters of ``p(x|z1,z2)``, ``[..., H, W, C, P]``; an autoregressive
         decoder is teacher-forced with ``x`` (broadcast over the leading axes)."""
+        def p_x(z1, z2):
+            return self.p_x([z1, z2], training=training)
+
         if self.pixelcnn is None:
-            return map_rows(lambda z1, z2: self.p_x([z1, z2]), z1, z2)
+            return map_rows(p_x, z1, z2)
         x = tf.broadcast_to(x, tf.concat([tf.shape(z1)[:-1], tf.shape(x)[-3:]], 0))
-        return map_rows(lambda z1, z2, x: self.pixelcnn(x, self.p_x([z1, z2])), z1, z2, x,
+        return map_rows(lambda z1, z2, x: self.pixelcnn(x, p_x(z1, z2)), z1, z2, x,
                         event_ranks=(1, 1, 3))
 
-    def log_terms(self, x, prior, num_samples=1):
-        q_z2 = diagonal_gaussian(*self.q_z2(x))
+    def log_terms(self, x, prior, num_samples=1, training=False):
+        """Both levels' terms for S draws ``z2 ~ q(z2|x)``, ``z1 ~ q(z1|x,z2)``:
+        ``log p(x|z1,z2)``, ``log p(z2) + log p(z1|z2)``, ``log q(z2|x) + log q(z1|x,z2)``."""
+        q_z2 = diagonal_gaussian(*self.q_z2(x, training=training))
         z2 = q_z2.sample(num_samples, seed=self.next_seed())  # [S, B, d]
-        features = self.q_z1_features(x)
+        features = self.q_z1_features(x, training=training)
         features = tf.broadcast_to(features, tf.concat([[num_samples], tf.shape(features)], 0))
-        q_z1 = diagonal_gaussian(*map_rows(lambda f, z2: self.q_z1([f, z2]), features, z2))
+        q_z1 = diagonal_gaussian(*map_rows(
+            lambda f, z2: self.q_z1([f, z2], training=training), features, z2))
         z1 = q_z1.sample(seed=self.next_seed())
-        p_z1 = diagonal_gaussian(*map_rows(self.p_z1, z2))
+        p_z1 = diagonal_gaussian(*map_rows(lambda z2: self.p_z1(z2, training=training), z2))
         return LogTerms(
-            log_likelihood=self.likelihood.log_prob(self._x_params(z1, z2, x), x),
+            log_likelihood=self.likelihood.log_prob(self._x_params(z1, z2, x, training), x),
             log_prior=prior.log_prob(z2) + p_z1.log_prob(z1),
             log_posterior=q_z2.log_prob(z2) + q_z1.log_prob(z1),
         )

@@ -1,0 +1,38 @@
+"""RESULTS.md's tables are exactly what results/make_table.py makes of results/*.json."""
+import importlib.util
+import os
+
+import numpy as np
+from scipy import stats
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("make_table", os.path.join(ROOT, "results", "make_table.py"))
+make_table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make_table)
+
+
+def test_results_md_is_the_scripts_output():
+    with open(make_table.RESULTS_MD) as f:
+        text = f.read()
+    assert make_table.render(text, make_table.load_runs()) == text, (
+        "RESULTS.md is out of date: run python results/make_table.py")
+
+
+def test_welch_interval_agrees_with_scipy():
+    a, b = [-121.1, -121.2, -123.0], [-125.0, -123.7, -125.2, -125.6]
+    difference, low, high = make_table.welch(a, b)
+    result = stats.ttest_ind(a, b, equal_var=False)
+    interval = result.confidence_interval(0.95)
+    np.testing.assert_allclose([difference, low, high],
+                               [np.mean(a) - np.mean(b), interval.low, interval.high], rtol=1e-9)
+
+
+def test_runs_are_grouped_by_what_they_trained():
+    def run(seed, **flags):
+        base = {"dataset": "caltech", "model": "vae", "prior": "vamp", "seed": seed, "epochs": 2000}
+        return {"flags": {**base, **flags}, "file": f"{seed}.json", "test_log_likelihood": -seed}
+
+    groups = make_table.group([run(0), run(1, kernel_initializer="glorot_uniform"),
+                               run(2, kernel_initializer="he_normal"), run(3, num_components=50)])
+    assert [len(g) for g in groups.values()] == [2, 1, 1]
+    assert ("caltech", "vae", "vamp", "glorot_uniform", ("num_components=50",)) in groups
