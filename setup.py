@@ -6,7 +6,7 @@ setup(
     description="VAEs with a VampPrior (Tomczak & Welling, AISTATS 2018) in TensorFlow/Keras and TFP",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.11"  # keras 3.15,
+    python_requires=">=3.11",  # keras 3.15
     packages=find_packages(include=["tfvamp", "tfvamp.*", "trainers", "trainers.*", "configs", "configs.*"]),
     package_data={"tfvamp.datasets": ["data/*.mat", "data/*.md"], "configs": ["*.cfg"]},
     license="MIT",
