@@ -50,11 +50,12 @@ def one_step_on_1_and_2_replicas():
     projection = tf.constant(np.random.default_rng(1).normal(size=(784, 4)), tf.float32)
 
     class ImageKeyedNoiseVAE(VAE):
-        def log_terms(self, x, prior, num_samples=1):
-            mean, log_variance = self.encoder(x)
+        def log_terms(self, x, prior, num_samples=1, training=False):
+            mean, log_variance = self.encoder(x, training=training)
             noise = tf.sin(tf.reshape(x, [-1, 784]) @ projection)  # a function of the image
             z = (mean + tf.exp(0.5 * log_variance) * noise)[None]  # [1, B, d]
-            return LogTerms(self.likelihood.log_prob(self._decoder_params(z), x), prior.log_prob(z),
+            return LogTerms(self.likelihood.log_prob(self._decoder_params(z, training), x),
+                            prior.log_prob(z),
                             diagonal_gaussian(mean, log_variance).log_prob(z))
 
     images = (np.random.default_rng(0).uniform(size=(17, 28, 28, 1)) < 0.4).astype(np.float32)

@@ -33,6 +33,19 @@ def build_model_for(dataset, config):
     )
 
 
+def load_run_dataset(config, data_dir=None):
+    """The dataset of a run: read from the files in ``data_dir`` (default: the
+    run's ``--data_dir``), or through TensorFlow Datasets when the run has a
+    ``--tfds_data_dir`` (prepared there once, from those files); the same
+    arrays either way."""
+    from tfvamp import datasets
+
+    data_dir = data_dir or config["data_dir"]
+    if config.get("tfds_data_dir"):
+        return datasets.load_from_tfds(config["dataset"], config["tfds_data_dir"], manual_dir=data_dir)
+    return datasets.load_dataset(config["dataset"], data_dir)
+
+
 def checkpoint_dir(output_dir):
     return os.path.join(output_dir, "checkpoints")
 

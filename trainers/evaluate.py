@@ -33,14 +33,14 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     ``results.json``'s test entries, plus ``best_epoch``, ``config`` and the
     per-example ``log_likelihoods``. ``progress(done, total)`` is called after
     every batch of test images."""
-    from tfvamp import datasets, evaluation
+    from tfvamp import evaluation
     from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
 
     config = common.read_config(output_dir)
     best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
     if not best_epoch:
         raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
-    dataset = datasets.load_dataset(config["dataset"], data_dir or config["data_dir"])
+    dataset = common.load_run_dataset(config, data_dir)
     model = common.build_model_for(dataset, config)
     restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch))
     eval_samples = eval_samples or config["eval_samples"]

@@ -50,6 +50,10 @@ flags.DEFINE_integer("eval_batch_size", 100, "Test images evaluated at once.", l
 flags.DEFINE_string("data_dir", None, "Directory with the datasets (layout of ../shared/data); "
                     "default: $TFVAMP_DATA_DIR, else the embedded copy (caltech) or the download cache "
                     "($TFVAMP_CACHE_DIR, default ~/.cache/tfvamp).")
+flags.DEFINE_string("tfds_data_dir", None, "Read the dataset through TensorFlow Datasets (tfvamp's "
+                    "builders; TFDS's binarized_mnist and mnist), prepared once in this TFDS data_dir from "
+                    "--data_dir's files (dynamic_mnist: the canonical .gz files) or downloaded; the same "
+                    "arrays as without it.")
 flags.DEFINE_string("output_dir", "runs/default", "Where checkpoints, TensorBoard logs, figures and "
                     "results go; an unfinished run already there is resumed, a finished one left alone.")
 flags.DEFINE_boolean("replace_results", False, "On a finished run: train on up to --epochs, re-evaluate "

@@ -11,7 +11,7 @@ import time
 import keras
 import numpy as np
 
-from tfvamp import datasets, distribute, evaluation, export, figures
+from tfvamp import distribute, evaluation, export, figures
 from tfvamp.callbacks import (
     EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
     TensorBoardLog, TrainingCheckpoint)
@@ -55,7 +55,7 @@ def train_and_evaluate(config, callbacks=()):
     chief = distribute.is_chief(strategy)
     output_dir = config["output_dir"]
     # Non-chief workers of a cluster take part in every step but write to a scratch directory.
-    dataset = datasets.load_dataset(config["dataset"], config["data_dir"])  # before writing anything
+    dataset = common.load_run_dataset(config)  # before writing anything
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfvamp_worker_")
     prepare_output_dir(config, write=chief)
     try:
