@@ -3,6 +3,7 @@ of a run from its flags, the run's files, and the results table."""
 import hashlib
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -42,6 +43,10 @@ def load_run_dataset(config, data_dir=None):
 
     data_dir = data_dir or config["data_dir"]
     if config.get("tfds_data_dir"):
+        if not sys.stdout.isatty():  # TFDS's progress bars would fill a log file
+            import tensorflow_datasets as tfds
+
+            tfds.disable_progress_bar()
         return datasets.load_from_tfds(config["dataset"], config["tfds_data_dir"], manual_dir=data_dir)
     return datasets.load_dataset(config["dataset"], data_dir)
 
