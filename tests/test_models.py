@@ -67,7 +67,8 @@ def test_sample_and_reconstruct_shapes_and_ranges(caltech, trained_vae):
     assert reconstructions.shape == (5, 28, 28, 1)
 
 
-@pytest.mark.parametrize("prior", ["standard", pytest.param("mog", marks=pytest.mark.slow), "vamp"])
+@pytest.mark.parametrize("prior", [pytest.param("standard", marks=pytest.mark.slow),
+                                   pytest.param("mog", marks=pytest.mark.slow), "vamp"])
 def test_training_on_caltech_lowers_validation_loss(caltech, prior):
     keras.utils.set_random_seed(1)
     model = build_model("vae", input_shape=caltech.input_shape, prior=prior, num_components=100,

@@ -96,14 +96,12 @@ def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_pa
     assert common.build_model_for(dataset, config).precision == "bfloat16"  # as trainers.evaluate
 
 
-def test_a_run_through_tfds_reads_the_same_arrays_and_trains(tmp_path):
-    """--tfds_data_dir prepares the builder once; the run gets load_dataset's arrays."""
-    config = config_for(tmp_path / "run", epochs=1, eval_samples=2, tfds_data_dir=str(tmp_path / "tfds"))
-    results = train.train_and_evaluate(config)
+def test_a_run_with_tfds_data_dir_reads_its_dataset_through_the_builder(tmp_path):
+    """--tfds_data_dir prepares the builder there once; the run gets load_dataset's arrays."""
+    config = config_for(tmp_path / "run", tfds_data_dir=str(tmp_path / "tfds"))
+    through_tfds = common.load_run_dataset(config)
     assert (tmp_path / "tfds" / "caltech101_silhouettes" / "1.0.0").is_dir()
-    assert math.isfinite(results["test_log_likelihood"])
-    assert common.read_config(config["output_dir"])["tfds_data_dir"] == str(tmp_path / "tfds")
-    through_tfds, from_files = common.load_run_dataset(config), datasets.load_dataset("caltech")
+    from_files = datasets.load_dataset("caltech")
     for split in ("train", "validation", "test"):
         np.testing.assert_array_equal(getattr(through_tfds, split), getattr(from_files, split))
 
