@@ -4,7 +4,9 @@
 # regenerates RESULTS.md's tables.
 #   bash results/reproduce.sh [DATA_DIR] [RUNS_DIR]
 # RUNS="caltech_vae_standard caltech_vae_vamp" picks configs, SEEDS="0 1 2" the seeds;
-# INIT=glorot_uniform runs the initialiser ablation (the configs pin he_normal).
+# INIT=glorot_uniform runs the initialiser ablation (the configs pin he_normal);
+# ABLATION=clamp_bernoulli|k50|data_init|adam changes one more setting of the protocol
+# (named in the run's file: CONFIG_INIT_ABLATION_seedN).
 # A run with results in RUNS_DIR is not run again; an interrupted one resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,14 +15,21 @@ RUNS_DIR=${2:-runs}
 SEEDS=${SEEDS:-0 1 2}
 INIT=${INIT:-he_normal}
 STATIC_MNIST_EPOCHS=${STATIC_MNIST_EPOCHS:-40}  # a full static-MNIST run does not fit on a 2-core CPU
+ABLATION=${ABLATION:-}
 declare -A SHORT=([he_normal]=he [glorot_uniform]=glorot)
+declare -A ABLATION_FLAGS=([clamp_bernoulli]=--clamp_bernoulli [k50]=--num_components=50
+                           [data_init]=--pseudo_inputs_init=data [adam]=--optimizer=adam)
+if [ -n "$ABLATION" ] && [ -z "${ABLATION_FLAGS[$ABLATION]:-}" ]; then
+  echo "Unknown ABLATION=$ABLATION; valid: ${!ABLATION_FLAGS[*]}" >&2; exit 2
+fi
 
 run() {  # run CONFIG SEED [extra flags]
   local config=$1 seed=$2; shift 2
-  local name="${config}_${SHORT[$INIT]}_seed${seed}"
+  local name="${config}_${SHORT[$INIT]}${ABLATION:+_$ABLATION}_seed${seed}"
   if [ ! -f "$RUNS_DIR/$name/results.json" ]; then
     python -m trainers.train --config="$config" --kernel_initializer="$INIT" --seed="$seed" \
-      --data_dir="$DATA_DIR" --output_dir="$RUNS_DIR/$name" --verbose=2 "$@" > "$RUNS_DIR/$name.log" 2>&1
+      --data_dir="$DATA_DIR" --output_dir="$RUNS_DIR/$name" --verbose=2 \
+      ${ABLATION:+${ABLATION_FLAGS[$ABLATION]}} "$@" > "$RUNS_DIR/$name.log" 2>&1
   fi
   python -c 'import json, sys; r = json.load(open(sys.argv[1])); r.pop("history", None); json.dump(r, open(sys.argv[2], "w"), indent=1)' \
     "$RUNS_DIR/$name/results.json" "results/$name.json"

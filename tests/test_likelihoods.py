@@ -1,7 +1,8 @@
 import numpy as np
 import tensorflow as tf
 
-from tfvamp.likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood
+from tfvamp.likelihoods import (BernoulliLikelihood, ClampedBernoulliLikelihood,
+                                DiscretizedLogisticLikelihood, get_likelihood)
 
 
 def test_discretized_logistic_sums_to_one_over_256_bins():
@@ -50,3 +51,28 @@ def test_bernoulli_fused_log_prob_equals_the_tfp_distribution_and_broadcasts():
     # bfloat16 parameters (a mixed_bfloat16 network) give a float32 density
     bf16 = likelihood.log_prob(tf.cast(logits, tf.bfloat16), x)
     assert bf16.dtype == tf.float32
+
+
+def test_clamped_bernoulli_is_the_authors_clamp_of_the_probabilities():
+    likelihood = get_likelihood("clamped_bernoulli")
+    assert isinstance(likelihood, ClampedBernoulliLikelihood)
+    # logits inside the clamp, at its edge and far beyond it (an over-confident decoder)
+    logits = np.array([-30.0, -11.0, -0.5, 0.0, 2.0, 11.0, 30.0], "float32").reshape(1, 1, 7, 1, 1)
+    x = np.array([1, 1, 0, 1, 0, 0, 0], "float32").reshape(1, 1, 7, 1)
+    p = np.clip(1 / (1 + np.exp(-logits[..., 0].astype("float64"))), 1e-5, 1 - 1e-5)
+    per_pixel = x * np.log(p) + (1 - x) * np.log(1 - p)
+    np.testing.assert_allclose(likelihood.log_prob(logits, x).numpy(), [per_pixel.sum()], rtol=1e-5)
+    np.testing.assert_allclose(likelihood.distribution(logits).log_prob(x).numpy(), [per_pixel.sum()],
+                               rtol=1e-5)
+    np.testing.assert_allclose(likelihood.mean(logits).numpy(), p, rtol=1e-5)
+    # the exact Bernoulli differs only where the clamp acts: a pixel predicted wrongly
+    # with certainty costs log(1e-5) nats at most
+    exact = BernoulliLikelihood().log_prob(logits, x).numpy()[0]
+    assert exact < per_pixel.sum() - 15
+    # no gradient reaches a logit beyond the clamp
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = likelihood.log_prob(logits, x)
+    gradient = tape.gradient(value, logits).numpy().ravel()
+    assert gradient[0] == gradient[-1] == 0.0 and np.all(gradient[2:5] != 0.0)

@@ -36,3 +36,20 @@ def test_runs_are_grouped_by_what_they_trained():
                                run(2, kernel_initializer="he_normal"), run(3, num_components=50)])
     assert [len(g) for g in groups.values()] == [2, 1, 1]
     assert ("caltech", "vae", "vamp", "glorot_uniform", ("num_components=50",)) in groups
+
+
+def test_protocol_ablations_are_compared_with_the_protocols_runs():
+    def run(seed, value, **flags):
+        base = {"dataset": "caltech", "model": "vae", "prior": "standard", "seed": seed, "epochs": 2000,
+                "kernel_initializer": "he_normal"}
+        return {"flags": {**base, **flags}, "file": f"{seed}-{flags}.json", "test_log_likelihood": value}
+
+    runs = [run(0, -128.0), run(1, -128.5), run(2, -127.5),
+            run(0, -126.0, clamp_bernoulli=True), run(1, -126.2, clamp_bernoulli=True),
+            run(0, -120.0, epochs=40), run(0, -127.9, prior="vamp", num_components=50)]
+    rows = make_table.protocol_ablation_table(make_table.group(runs)).splitlines()[2:]
+    assert len(rows) == 2  # a shorter run is not an ablation
+    clamp = next(row for row in rows if row.startswith("| clamp_bernoulli=True, vae, standard, caltech, He"))
+    assert "2 vs 3 runs: change better" in clamp
+    k50 = next(row for row in rows if row.startswith("| num_components=50, vae, vamp"))
+    assert "| no runs |" in k50 and "too few to test" in k50

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, SHARED_DATA
 from tfvamp import datasets, figures, models
 from tfvamp.callbacks import (NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, restore_best_weights,
                               saved_best_epoch)
@@ -104,6 +104,16 @@ def test_a_run_with_tfds_data_dir_reads_its_dataset_through_the_builder(tmp_path
     from_files = datasets.load_dataset("caltech")
     for split in ("train", "validation", "test"):
         np.testing.assert_array_equal(getattr(through_tfds, split), getattr(from_files, split))
+
+
+def test_clamp_bernoulli_builds_the_authors_likelihood_and_is_refused_on_grey_data(tmp_path):
+    config = config_for(tmp_path / "run", clamp_bernoulli=True)
+    model = common.build_model_for(datasets.load_dataset("caltech"), config)
+    assert model.likelihood.name == "clamped_bernoulli"
+    grey = config_for(tmp_path / "grey", dataset="freyfaces", data_dir=SHARED_DATA, clamp_bernoulli=True)
+    with pytest.raises(common.FlagError, match="--clamp_bernoulli applies to binary data; freyfaces"):
+        train.train_and_evaluate(grey)
+    assert not (tmp_path / "grey").exists()  # refused before anything was written
 
 
 def test_figures_without_a_vampprior_have_no_pseudo_inputs(tmp_path):

@@ -14,8 +14,9 @@ from tfvamp import datasets  # registers the TFDS builders
 from tfvamp.callbacks import KLWarmUp, PaperEarlyStopping, warmup_beta
 from tfvamp.evaluation import evaluate
 from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
-from tfvamp.likelihoods import (BernoulliLikelihood, DiscretizedLogisticLikelihood,
-                                GaussianLikelihood, Likelihood, get_likelihood)
+from tfvamp.likelihoods import (BernoulliLikelihood, ClampedBernoulliLikelihood,
+                                DiscretizedLogisticLikelihood, GaussianLikelihood, Likelihood,
+                                get_likelihood)
 from tfvamp.models import HVAE, VAE, ConvHVAE, LatentVariableModel, PixelHVAE, build_model
 from tfvamp.objectives import (ElboTerms, LogTerms, importance_sampled_log_likelihood,
                                log_importance_weights, negative_elbo)
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdamNormGrad",
     "BernoulliLikelihood",
+    "ClampedBernoulliLikelihood",
     "ConvHVAE",
     "DiagonalGaussianHead",
     "DiagonalGaussianMixture",

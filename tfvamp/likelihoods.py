@@ -11,6 +11,8 @@ every precision.
 decoder's output to a ``tfd.Distribution`` over one input (register it with
 ``keras.saving.register_keras_serializable`` to save models that use it).
 """
+import math
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -76,6 +78,30 @@ class BernoulliLikelihood(Likelihood):
 
     def mean(self, params):
         return tf.sigmoid(as_float32(params[..., 0]))
+
+
+class ClampedBernoulliLikelihood(BernoulliLikelihood):
+    """The authors' Bernoulli: the probabilities ``sigmoid(logit_i)`` clamped to
+    ``[EPSILON, 1 - EPSILON]`` (their code's ``torch.clamp(x_mean, 1e-5, 1 - 1e-5)``),
+    which bounds each pixel's log-probability by ``log(EPSILON)`` and stops the
+    gradient of a pixel predicted beyond the bounds. The clamp is applied to the
+    logits, ``|logit_i| <= log((1 - EPSILON) / EPSILON)``: the same probabilities."""
+
+    name = "clamped_bernoulli"
+    EPSILON = 1e-5
+    MAX_LOGIT = math.log((1.0 - EPSILON) / EPSILON)
+
+    def _clamped(self, params):
+        return tf.clip_by_value(as_float32(params[..., :1]), -self.MAX_LOGIT, self.MAX_LOGIT)
+
+    def distribution(self, params):
+        return super().distribution(self._clamped(params))
+
+    def log_prob(self, params, x):
+        return super().log_prob(self._clamped(params), x)
+
+    def mean(self, params):
+        return super().mean(self._clamped(params))
 
 
 class DiscretizedLogisticLikelihood(Likelihood):
@@ -158,6 +184,7 @@ class DistributionLikelihood(Likelihood):
 
 LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
+    "clamped_bernoulli": ClampedBernoulliLikelihood,
     "discretized_logistic": DiscretizedLogisticLikelihood,
     "gaussian": GaussianLikelihood,
 }

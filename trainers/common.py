@@ -20,7 +20,7 @@ def build_model_for(dataset, config):
     return models.build_model(
         config["model"],
         input_shape=dataset.input_shape,
-        likelihood=dataset.likelihood,
+        likelihood=likelihood_for(dataset, config),
         prior=config["prior"],
         latent_dim=config["latent_dim"],
         hidden_units=config["hidden_units"],
@@ -32,6 +32,21 @@ def build_model_for(dataset, config):
         precision=config.get("precision", "float32"),  # runs before the flag were float32
         kernel_initializer=config.get("kernel_initializer", "glorot_uniform"),  # idem
     )
+
+
+class FlagError(ValueError):
+    """A flag that does not fit the run's dataset."""
+
+
+def likelihood_for(dataset, config):
+    """p(x|z) of a run: the dataset's, or with ``--clamp_bernoulli`` the authors'
+    clamped Bernoulli (``tfvamp.likelihoods.ClampedBernoulliLikelihood``)."""
+    if not config.get("clamp_bernoulli"):  # runs before the flag used the exact one
+        return dataset.likelihood
+    if dataset.likelihood != "bernoulli":
+        raise FlagError(f"--clamp_bernoulli applies to binary data; {dataset.name} is modelled "
+                        f"with a {dataset.likelihood} likelihood.")
+    return "clamped_bernoulli"
 
 
 def load_run_dataset(config, data_dir=None):

@@ -43,6 +43,8 @@ flags.DEFINE_float("learning_rate", 5e-4, "Adam learning rate.", lower_bound=0.0
 flags.DEFINE_enum("optimizer", "adam_normgrad", cli.OPTIMIZERS,
                   "adam_normgrad: Adam on per-variable normalised gradients, as the authors' code; "
                   "adam: plain Adam.")
+flags.DEFINE_boolean("clamp_bernoulli", False, "Binary data: clamp the Bernoulli probabilities to "
+                     "[1e-5, 1 - 1e-5] as the authors' code (default: the exact Bernoulli).")
 flags.DEFINE_integer("warmup_epochs", 100, "Epochs of linear KL warm-up (0: none).", lower_bound=0)
 flags.DEFINE_integer("early_stopping_patience", 50, "Epochs without validation improvement before stopping.", lower_bound=0)
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples per test image.", lower_bound=1)
@@ -112,7 +114,7 @@ def main(argv):
 
     try:
         results = training.train_and_evaluate(config)
-    except (NonFiniteLossError, common.RunMismatchError, DatasetError) as error:
+    except (NonFiniteLossError, common.RunMismatchError, common.FlagError, DatasetError) as error:
         sys.exit(f"Error: {error}")
     if "test_log_likelihood" not in results:
         print(f"Worker done: {results['epochs_trained']} epochs.")

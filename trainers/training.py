@@ -56,6 +56,7 @@ def train_and_evaluate(config, callbacks=()):
     output_dir = config["output_dir"]
     # Non-chief workers of a cluster take part in every step but write to a scratch directory.
     dataset = common.load_run_dataset(config)  # before writing anything
+    common.likelihood_for(dataset, config)  # a FlagError, too
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfvamp_worker_")
     prepare_output_dir(config, write=chief)
     try:
