@@ -33,9 +33,12 @@ def test_runs_are_grouped_by_what_they_trained():
         return {"flags": {**base, **flags}, "file": f"{seed}.json", "test_log_likelihood": -seed}
 
     groups = make_table.group([run(0), run(1, kernel_initializer="glorot_uniform"),
-                               run(2, kernel_initializer="he_normal"), run(3, num_components=50)])
-    assert [len(g) for g in groups.values()] == [2, 1, 1]
+                               run(2, kernel_initializer="he_normal"), run(3, num_components=50),
+                               run(4, epochs=20, warmup_epochs=10, eval_samples=200)])
+    assert [len(g) for g in groups.values()] == [2, 1, 1, 1]
     assert ("caltech", "vae", "vamp", "glorot_uniform", ("num_components=50",)) in groups
+    assert ("caltech", "vae", "vamp", "glorot_uniform",
+            ("epochs=20", "warmup_epochs=10", "eval_samples=200")) in groups
 
 
 def test_protocol_ablations_are_compared_with_the_protocols_runs():
