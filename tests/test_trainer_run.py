@@ -88,7 +88,8 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
 def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_path, capsys):
     results = train.train_and_evaluate(config_for(tmp_path, epochs=1, precision="bfloat16",
                                                   eval_samples=2))
-    assert "XLA on, bfloat16;" in capsys.readouterr().out.splitlines()[0]
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert "(bernoulli likelihood): " in first_line and "XLA on, bfloat16;" in first_line
     assert math.isfinite(results["test_log_likelihood"])
     config = common.read_config(str(tmp_path))
     assert config["precision"] == "bfloat16"
