@@ -159,3 +159,22 @@ def test_onednn_is_chosen_per_model_and_precision_unless_the_user_set_it(monkeyp
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1" if expected == "0" else "0")
     cli.choose_onednn(model, precision)
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] != expected  # the user's setting wins
+
+
+@pytest.mark.parametrize("flags, emulated", [
+    ("fpu sse2 avx avx2 fma", True),                  # AVX2 only: TensorFlow emulates bfloat16
+    ("fpu sse2 avx avx2 fma avx512f avx512_bf16", False),
+    ("fpu sse2 avx avx2 avx_ne_convert", False),
+])
+def test_cpu_without_avx512_is_known_to_emulate_bfloat16(tmp_path, flags, emulated):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x86\nflags\t\t: {flags}\n\n"
+                       f"processor\t: 1\nflags\t\t: {flags}\n")
+    assert cli.cpu_emulates_bfloat16(str(cpuinfo)) is emulated
+
+
+def test_cpu_emulation_check_is_silent_without_x86_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an ARM CPU
+    assert cli.cpu_emulates_bfloat16(str(cpuinfo)) is False
+    assert cli.cpu_emulates_bfloat16(str(tmp_path / "missing")) is False

@@ -17,7 +17,7 @@ from conftest import REPO_ROOT, SHARED_DATA
 from tfvamp import datasets, figures, models
 from tfvamp.callbacks import (NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, restore_best_weights,
                               saved_best_epoch)
-from trainers import common, train
+from trainers import cli, common, train
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
             eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2)
@@ -85,11 +85,13 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     assert (tmp_path / "results.json").read_bytes() == results_bytes
 
 
-def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_path, capsys):
+def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "cpu_emulates_bfloat16", lambda: True)  # a CPU without AVX-512
     results = train.train_and_evaluate(config_for(tmp_path, epochs=1, precision="bfloat16",
                                                   eval_samples=2))
-    first_line = capsys.readouterr().out.splitlines()[0]
+    first_line, second_line = capsys.readouterr().out.splitlines()[:2]
     assert "(bernoulli likelihood): " in first_line and "XLA on, bfloat16;" in first_line
+    assert second_line.startswith("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16")
     assert math.isfinite(results["test_log_likelihood"])
     config = common.read_config(str(tmp_path))
     assert config["precision"] == "bfloat16"

@@ -55,6 +55,19 @@ def choose_onednn(model, precision):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if use else "0")
 
 
+def cpu_emulates_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """Whether this x86 CPU lacks the instructions (AVX-512, or AVX-NE-CONVERT)
+    that TensorFlow's oneDNN kernels need for bfloat16, so that TensorFlow falls
+    back to emulating it (a convHVAE step measured 16x slower than float32 on
+    such a CPU, bench/README.md). False where ``cpuinfo`` lists no x86 flags."""
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return False
+    return flags is not None and not {"avx512f", "avx_ne_convert"} & set(flags)
+
+
 def has_nvidia_driver():
     return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
 

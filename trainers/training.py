@@ -10,13 +10,14 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvamp import distribute, evaluation, export, figures
 from tfvamp.callbacks import (
     EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
     TensorBoardLog, TrainingCheckpoint)
 from tfvamp.optimizers import AdamNormGrad
-from trainers import common
+from trainers import cli, common
 
 OPTIMIZERS = {"adam_normgrad": AdamNormGrad, "adam": keras.optimizers.Adam}
 
@@ -149,6 +150,11 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
          f"{type(strategy).__name__.lstrip('_')} with {strategy.num_replicas_in_sync} replica(s), "
          f"XLA {'on' if trainer.jit_compile else 'off'}, {trainer.model.precision}; {'chief' if chief else 'worker'} writing to "
          f"{os.path.abspath(write_dir)}")
+    if (trainer.model.precision == "bfloat16" and not tf.config.list_physical_devices("GPU")
+            and cli.cpu_emulates_bfloat16()):
+        _say("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16 here: expect "
+             "steps many times slower than with --precision=float32 (a convhvae step measured "
+             "16x slower, bench/README.md).")
     if initial_epoch:
         _say(f"Resuming {output_dir} after epoch {initial_epoch} "
              f"(best validation loss {early_stopping.best:.3f} at epoch {early_stopping.best_epoch})")
