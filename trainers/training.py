@@ -146,7 +146,7 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
                                                 trainer.checkpoint)
     initial_epoch = trainer.initial_epoch
     _say(f"{config['model']} + {config['prior']} prior on {config['dataset']} "
-         f"({common.likelihood_for(dataset, config)} likelihood): "
+         f"({trainer.model.likelihood.name} likelihood): "
          f"{type(strategy).__name__.lstrip('_')} with {strategy.num_replicas_in_sync} replica(s), "
          f"XLA {'on' if trainer.jit_compile else 'off'}, {trainer.model.precision}; {'chief' if chief else 'worker'} writing to "
          f"{os.path.abspath(write_dir)}")
