@@ -76,7 +76,7 @@ def test_pseudo_input_usage_is_shares_of_the_responsibilities(model, mnist):
 
 def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_inputs_first(
         model, mnist, tmp_path, monkeypatch):
-    grids, titles, shares_shown = [], [], []
+    grids, titles, xlabels, shares_shown = [], [], [], []
     image_grid, close = figures.image_grid, figures.plt.close
 
     def spy_grid(images, *args, **kwargs):
@@ -85,6 +85,7 @@ def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_input
 
     def spy_close(figure):
         titles.append([axis.get_title() for axis in figure.axes])
+        xlabels.append([axis.get_xlabel() for axis in figure.axes])
         shares_shown.append([float(text.get_text().rstrip("%")) / 100 for axis in figure.axes
                              for text in axis.texts])
         close(figure)
@@ -93,7 +94,7 @@ def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_input
     monkeypatch.setattr(figures.plt, "close", spy_close)
     log_likelihoods = np.linspace(-120.0, -80.0, len(mnist.test))
     paths = figures.write_figures(model, mnist.test, log_likelihoods, str(tmp_path), seed=0,
-                                  title="vae + vamp", train_images=mnist.train)
+                                  title="vae + vamp", train_images=mnist.train, num_samples=250)
 
     names = ["log_likelihood_histogram", "pseudo_inputs", "reconstructions", "samples"]
     assert sorted(paths) == names
@@ -107,6 +108,7 @@ def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_input
     np.testing.assert_array_equal(grids[0], real)
     np.testing.assert_array_equal(grids[2], real)
     assert titles[0][0] == titles[1][0] == "100 random test images"
+    assert xlabels[2] == ["log p(x) (nats, importance sampling with S=250)"]
 
     # pseudo-inputs: by decreasing usage on 2000 random training images.
     usage = figures.pseudo_input_usage(

@@ -61,14 +61,16 @@ def plot_reconstructions(real, reconstructions, path, real_title="real test imag
     return _side_by_side(real, reconstructions, (real_title, "reconstructions"), path, 10)
 
 
-def plot_log_likelihood_histogram(log_likelihoods, path, title="test log-likelihood"):
-    """Fig. 7: histogram of the per-example test log-likelihoods (nats)."""
+def plot_log_likelihood_histogram(log_likelihoods, path, title="test log-likelihood", num_samples=None):
+    """Fig. 7: histogram of the per-example test log-likelihoods (nats), estimated
+    by importance sampling with ``num_samples`` samples (named on the axis if given)."""
     log_likelihoods = np.asarray(log_likelihoods)
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.hist(log_likelihoods, bins=100, color="tab:blue")
     axis.axvline(log_likelihoods.mean(), color="black", linestyle="--",
                  label=f"mean {log_likelihoods.mean():.2f}")
-    axis.set_xlabel("log p(x) (nats)")
+    axis.set_xlabel("log p(x) (nats)" if num_samples is None
+                    else f"log p(x) (nats, importance sampling with S={num_samples})")
     axis.set_ylabel("test examples")
     axis.set_title(title)
     axis.legend()
@@ -136,8 +138,11 @@ def plot_pseudo_inputs(pseudo_inputs, usage, path, max_images=100, usage_of="the
 
 
 def write_figures(model, test_images, log_likelihoods, directory, num_images=100, seed=0,
-                  title="", train_images=None, max_usage_images=2000):
+                  title="", train_images=None, max_usage_images=2000, num_samples=None):
     """Writes the paper's figures for ``model`` into ``directory``.
+
+    ``num_samples``: the importance samples behind ``log_likelihoods`` (named in
+    the histogram).
 
     The test images shown are ``num_images`` drawn at random with ``seed``;
     for a VampPrior, the pseudo-inputs are ranked by ``pseudo_input_usage`` on
@@ -159,7 +164,7 @@ def write_figures(model, test_images, log_likelihoods, directory, num_images=100
             real, reconstructions, os.path.join(directory, "reconstructions.png"), real_title),
         "log_likelihood_histogram": plot_log_likelihood_histogram(
             log_likelihoods, os.path.join(directory, "log_likelihood_histogram.png"),
-            f"{prefix}test log-likelihood"),
+            f"{prefix}test log-likelihood", num_samples),
     }
     if isinstance(model.prior, VampPrior):
         kind = "test" if train_images is None else "training"

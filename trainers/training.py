@@ -211,7 +211,7 @@ def evaluate_and_write(model, dataset, config, output_dir):
     figure_paths = figures.write_figures(
         model, dataset.test, test["log_likelihood"], os.path.join(output_dir, "figures"),
         seed=config["seed"], title=f"{config['model']} + {config['prior']} prior on {config['dataset']}",
-        train_images=dataset.train)
+        train_images=dataset.train, num_samples=config["eval_samples"])
     _say(f"Figures in {os.path.abspath(os.path.join(output_dir, 'figures'))} "
          f"({time.perf_counter() - start:.1f} s)")
     return {
