@@ -141,13 +141,11 @@ def write_figures(model, test_images, log_likelihoods, directory, num_images=100
                   title="", train_images=None, max_usage_images=2000, num_samples=None):
     """Writes the paper's figures for ``model`` into ``directory``.
 
-    ``num_samples``: the importance samples behind ``log_likelihoods`` (named in
-    the histogram).
-
     The test images shown are ``num_images`` drawn at random with ``seed``;
     for a VampPrior, the pseudo-inputs are ranked by ``pseudo_input_usage`` on
     at most ``max_usage_images`` of ``train_images`` (the test images if None),
-    also drawn at random.
+    also drawn at random. ``num_samples``, the importance samples behind
+    ``log_likelihoods``, is named in the histogram.
 
     Returns ``{name: path}``; ``pseudo_inputs`` only for a VampPrior.
     """
