@@ -3,6 +3,7 @@ quiet start-up, fast flag errors, configs from anywhere, finished runs left alon
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -59,6 +60,9 @@ def test_log_file_has_one_line_per_epoch_a_stop_reason_progress_and_no_noise(cli
     assert len(progress) >= 3 and progress[-1].endswith("2307/2307 images, " + progress[-1].split(", ")[-1])
     assert "left" in progress[0]
     assert "Exported " in result.stdout and "Figures in " in result.stdout
+    run = "vae + vamp prior (K=500) on caltech; glorot_uniform kernels, adam_normgrad, seed 0"
+    assert result.stdout.startswith(f"{run}; bernoulli likelihood; ")
+    assert re.search(rf"^run +{re.escape(run)}$", result.stdout, re.MULTILINE)  # the results table
     for noise in NATIVE_NOISE + ("Warning", "INFO"):
         assert noise not in log, noise
     assert result.stderr.strip() == ""
@@ -75,6 +79,19 @@ def test_rerunning_a_finished_run_changes_nothing_and_says_how_to_reevaluate(cli
     assert "holds a finished run" in result.stdout and "trainers.evaluate" in result.stdout
     assert "--replace_results" in result.stdout
     assert {path: path.read_bytes() for path in output_dir.rglob("*") if path.is_file()} == before
+
+
+def test_a_run_is_described_by_what_the_ablations_change():
+    config = {"model": "hvae", "prior": "vamp", "dataset": "caltech", "num_components": 50,
+              "pseudo_inputs_init": "data", "kernel_initializer": "he_normal", "optimizer": "adam",
+              "clamp_bernoulli": True, "seed": 2}
+    assert common.describe_run(config) == (
+        "hvae + vamp prior (K=50, pseudo-inputs from data) on caltech; "
+        "he_normal kernels, adam, clamped Bernoulli, seed 2")
+    # a run from before the ablation flags reads as their defaults; K only where a prior has one.
+    old = {"model": "vae", "prior": "standard", "dataset": "freyfaces", "num_components": 500, "seed": 0}
+    assert common.describe_run(old, separator="\n") == (
+        "vae + standard prior on freyfaces\nglorot_uniform kernels, adam_normgrad, seed 0")
 
 
 def test_bad_flag_is_reported_without_importing_tensorflow(tmp_path):

@@ -76,7 +76,7 @@ def test_pseudo_input_usage_is_shares_of_the_responsibilities(model, mnist):
 
 def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_inputs_first(
         model, mnist, tmp_path, monkeypatch):
-    grids, titles, xlabels, shares_shown = [], [], [], []
+    grids, headings, titles, xlabels, shares_shown = [], [], [], [], []
     image_grid, close = figures.image_grid, figures.plt.close
 
     def spy_grid(images, *args, **kwargs):
@@ -84,6 +84,7 @@ def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_input
         return image_grid(images, *args, **kwargs)
 
     def spy_close(figure):
+        headings.append(figure.get_suptitle())
         titles.append([axis.get_title() for axis in figure.axes])
         xlabels.append([axis.get_xlabel() for axis in figure.axes])
         shares_shown.append([float(text.get_text().rstrip("%")) / 100 for axis in figure.axes
@@ -108,6 +109,11 @@ def test_write_figures_shows_a_random_test_sample_and_the_most_used_pseudo_input
     np.testing.assert_array_equal(grids[0], real)
     np.testing.assert_array_equal(grids[2], real)
     assert titles[0][0] == titles[1][0] == "100 random test images"
+    assert titles[0][1] == "samples from the prior" and titles[1][1] == "reconstructions"
+    # the run's title heads every figure: over both panels, or as the first line.
+    assert headings[:2] == ["vae + vamp"] * 2
+    assert titles[2] == ["vae + vamp\ntest log-likelihood"]
+    assert titles[3][0].startswith("vae + vamp\n")
     assert xlabels[2] == ["log p(x) (nats, importance sampling with S=250)"]
 
     # pseudo-inputs: by decreasing usage on 2000 random training images.

@@ -90,7 +90,7 @@ def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_pa
     results = train.train_and_evaluate(config_for(tmp_path, epochs=1, precision="bfloat16",
                                                   eval_samples=2))
     first_line, second_line = capsys.readouterr().out.splitlines()[:2]
-    assert "(bernoulli likelihood): " in first_line and "XLA on, bfloat16;" in first_line
+    assert "; bernoulli likelihood; " in first_line and "XLA on, bfloat16;" in first_line
     assert second_line.startswith("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16")
     assert math.isfinite(results["test_log_likelihood"])
     config = common.read_config(str(tmp_path))

@@ -41,29 +41,33 @@ def _show(axis, images, title, columns):
     axis.axis("off")
 
 
-def _side_by_side(left, right, titles, path, columns):
-    figure, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+def _side_by_side(left, right, titles, path, columns, title=""):
+    figure, axes = plt.subplots(1, 2, figsize=(10, 5.4 + 0.3 * len(title.splitlines())))
     _show(axes[0], left, titles[0], columns)
     _show(axes[1], right, titles[1], columns)
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
 
 
-def plot_samples(real, generated, path, title="generated", real_title="real test images"):
-    """Fig. 5: real test images (left) and images generated from the prior (right)."""
-    return _side_by_side(real, generated, (real_title, title), path, 10)
+def plot_samples(real, generated, path, real_title="real test images", title=""):
+    """Fig. 5: real test images (left) and images generated from the prior
+    (right), under ``title`` (e.g. the run's description) if given."""
+    return _side_by_side(real, generated, (real_title, "samples from the prior"), path, 10, title)
 
 
-def plot_reconstructions(real, reconstructions, path, real_title="real test images"):
-    """Fig. 6: test images (left) and their reconstructions (right)."""
-    return _side_by_side(real, reconstructions, (real_title, "reconstructions"), path, 10)
+def plot_reconstructions(real, reconstructions, path, real_title="real test images", title=""):
+    """Fig. 6: test images (left) and their reconstructions (right), under ``title`` if given."""
+    return _side_by_side(real, reconstructions, (real_title, "reconstructions"), path, 10, title)
 
 
-def plot_log_likelihood_histogram(log_likelihoods, path, title="test log-likelihood", num_samples=None):
+def plot_log_likelihood_histogram(log_likelihoods, path, title="", num_samples=None):
     """Fig. 7: histogram of the per-example test log-likelihoods (nats), estimated
-    by importance sampling with ``num_samples`` samples (named on the axis if given)."""
+    by importance sampling with ``num_samples`` samples (named on the axis if
+    given), under ``title`` if given."""
     log_likelihoods = np.asarray(log_likelihoods)
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.hist(log_likelihoods, bins=100, color="tab:blue")
@@ -72,7 +76,7 @@ def plot_log_likelihood_histogram(log_likelihoods, path, title="test log-likelih
     axis.set_xlabel("log p(x) (nats)" if num_samples is None
                     else f"log p(x) (nats, importance sampling with S={num_samples})")
     axis.set_ylabel("test examples")
-    axis.set_title(title)
+    axis.set_title(f"{title}\ntest log-likelihood" if title else "test log-likelihood")
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -145,7 +149,8 @@ def write_figures(model, test_images, log_likelihoods, directory, num_images=100
     for a VampPrior, the pseudo-inputs are ranked by ``pseudo_input_usage`` on
     at most ``max_usage_images`` of ``train_images`` (the test images if None),
     also drawn at random. ``num_samples``, the importance samples behind
-    ``log_likelihoods``, is named in the histogram.
+    ``log_likelihoods``, is named in the histogram. ``title`` (e.g. the
+    run's description) heads every figure.
 
     Returns ``{name: path}``; ``pseudo_inputs`` only for a VampPrior.
     """
@@ -154,15 +159,12 @@ def write_figures(model, test_images, log_likelihoods, directory, num_images=100
     real_title = f"{len(real)} random test images"
     generated = np.asarray(model.sample(len(real), seed=tf.constant([seed, 1], tf.int32)))
     reconstructions = np.asarray(model.reconstruct(tf.constant(real)))
-    prefix = f"{title}: " if title else ""
     paths = {
-        "samples": plot_samples(real, generated, os.path.join(directory, "samples.png"),
-                                f"{prefix}samples", real_title),
+        "samples": plot_samples(real, generated, os.path.join(directory, "samples.png"), real_title, title),
         "reconstructions": plot_reconstructions(
-            real, reconstructions, os.path.join(directory, "reconstructions.png"), real_title),
+            real, reconstructions, os.path.join(directory, "reconstructions.png"), real_title, title),
         "log_likelihood_histogram": plot_log_likelihood_histogram(
-            log_likelihoods, os.path.join(directory, "log_likelihood_histogram.png"),
-            f"{prefix}test log-likelihood", num_samples),
+            log_likelihoods, os.path.join(directory, "log_likelihood_histogram.png"), title, num_samples),
     }
     if isinstance(model.prior, VampPrior):
         kind = "test" if train_images is None else "training"

@@ -131,6 +131,23 @@ def weights_fingerprint(model):
     return digest.hexdigest()
 
 
+def describe_run(config, separator="; "):
+    """What a run is, in words: its model, prior and data, then the settings
+    the paper's ablations change (initialiser, optimiser, clamped Bernoulli)
+    and its seed, joined by ``separator``. Runs written before a flag existed
+    read as that flag's default."""
+    prior = f"{config['prior']} prior"
+    if config["prior"] in ("vamp", "mog"):
+        data_init = config["prior"] == "vamp" and config.get("pseudo_inputs_init") == "data"
+        prior += f" (K={config['num_components']}{', pseudo-inputs from data' if data_init else ''})"
+    settings = [f"{config.get('kernel_initializer', 'glorot_uniform')} kernels",
+                config.get("optimizer", "adam_normgrad")]
+    if config.get("clamp_bernoulli"):
+        settings.append("clamped Bernoulli")
+    settings.append(f"seed {config['seed']}")
+    return f"{config['model']} + {prior} on {config['dataset']}{separator}{', '.join(settings)}"
+
+
 def results_table(rows):
     """A plain-text table of ``(name, value)`` rows."""
     width = max(len(name) for name, _ in rows)

@@ -88,8 +88,7 @@ def main(argv):
     path = write_evaluation(FLAGS.output_dir, results)
     config = results["config"]
     print(common.results_table([
-        ("run", f"{config['model']} + {config['prior']} prior on {config['dataset']} "
-                f"({os.path.abspath(FLAGS.output_dir)})"),
+        ("run", f"{common.describe_run(config)} ({os.path.abspath(FLAGS.output_dir)})"),
         ("weights", f"best validation, epoch {results['best_epoch']}"),
         *common.evaluation_rows(results),
         ("written to", os.path.abspath(path)),

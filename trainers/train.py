@@ -120,6 +120,7 @@ def main(argv):
         print(f"Worker done: {results['epochs_trained']} epochs.")
         return
     print(common.results_table([
+        ("run", common.describe_run(config)),
         *common.evaluation_rows(results),
         ("epochs", f"{results['epochs_trained']} (best validation at epoch {results['best_epoch']})"),
         ("results", os.path.join(os.path.abspath(FLAGS.output_dir), "results.json")),

@@ -145,8 +145,7 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     model, guard, early_stopping, checkpoint = (trainer.model, trainer.guard, trainer.early_stopping,
                                                 trainer.checkpoint)
     initial_epoch = trainer.initial_epoch
-    _say(f"{config['model']} + {config['prior']} prior on {config['dataset']} "
-         f"({trainer.model.likelihood.name} likelihood): "
+    _say(f"{common.describe_run(config)}; {trainer.model.likelihood.name} likelihood; "
          f"{type(strategy).__name__.lstrip('_')} with {strategy.num_replicas_in_sync} replica(s), "
          f"XLA {'on' if trainer.jit_compile else 'off'}, {trainer.model.precision}; {'chief' if chief else 'worker'} writing to "
          f"{os.path.abspath(write_dir)}")
@@ -210,7 +209,7 @@ def evaluate_and_write(model, dataset, config, output_dir):
     start = time.perf_counter()
     figure_paths = figures.write_figures(
         model, dataset.test, test["log_likelihood"], os.path.join(output_dir, "figures"),
-        seed=config["seed"], title=f"{config['model']} + {config['prior']} prior on {config['dataset']}",
+        seed=config["seed"], title=common.describe_run(config, separator="\n"),
         train_images=dataset.train, num_samples=config["eval_samples"])
     _say(f"Figures in {os.path.abspath(os.path.join(output_dir, 'figures'))} "
          f"({time.perf_counter() - start:.1f} s)")
