@@ -81,7 +81,7 @@ def test_rerunning_a_finished_run_changes_nothing_and_says_how_to_reevaluate(cli
     assert {path: path.read_bytes() for path in output_dir.rglob("*") if path.is_file()} == before
 
 
-def test_a_run_is_described_by_what_the_ablations_change():
+def test_a_run_is_described_by_what_the_ablations_change(tmp_path):
     config = {"model": "hvae", "prior": "vamp", "dataset": "caltech", "num_components": 50,
               "pseudo_inputs_init": "data", "kernel_initializer": "he_normal", "optimizer": "adam",
               "clamp_bernoulli": True, "seed": 2}
@@ -89,7 +89,9 @@ def test_a_run_is_described_by_what_the_ablations_change():
         "hvae + vamp prior (K=50, pseudo-inputs from data) on caltech; "
         "he_normal kernels, adam, clamped Bernoulli, seed 2")
     # a run from before the ablation flags reads as their defaults; K only where a prior has one.
-    old = {"model": "vae", "prior": "standard", "dataset": "freyfaces", "num_components": 500, "seed": 0}
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model": "vae", "prior": "standard", "dataset": "freyfaces", "num_components": 500, "seed": 0}))
+    old = common.read_config(str(tmp_path))
     assert common.describe_run(old, separator="\n") == (
         "vae + standard prior on freyfaces\nglorot_uniform kernels, adam_normgrad, seed 0")
 

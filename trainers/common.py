@@ -10,6 +10,10 @@ import numpy as np
 
 # Flags that fix the model's variables: a run resumes only with the same values.
 MODEL_FLAGS = ("dataset", "model", "prior", "num_components", "latent_dim", "hidden_units")
+# Flags added after runs were saved, with what those runs used (read_config fills them in).
+DEFAULTS_OF_EARLIER_RUNS = {"precision": "float32", "kernel_initializer": "glorot_uniform",
+                            "clamp_bernoulli": False, "pseudo_inputs_init": "random",
+                            "optimizer": "adam_normgrad"}
 
 
 def build_model_for(dataset, config):
@@ -27,10 +31,10 @@ def build_model_for(dataset, config):
         num_components=config["num_components"],
         pseudo_inputs_init_mean=init_mean,
         pseudo_inputs_init_std=init_std,
-        pseudo_inputs_init_data=dataset.train if config.get("pseudo_inputs_init") == "data" else None,
+        pseudo_inputs_init_data=dataset.train if config["pseudo_inputs_init"] == "data" else None,
         seed=config["seed"],
-        precision=config.get("precision", "float32"),  # runs before the flag were float32
-        kernel_initializer=config.get("kernel_initializer", "glorot_uniform"),  # idem
+        precision=config["precision"],
+        kernel_initializer=config["kernel_initializer"],
     )
 
 
@@ -41,7 +45,7 @@ class FlagError(ValueError):
 def likelihood_for(dataset, config):
     """p(x|z) of a run: the dataset's, or with ``--clamp_bernoulli`` the authors'
     clamped Bernoulli (``tfvamp.likelihoods.ClampedBernoulliLikelihood``)."""
-    if not config.get("clamp_bernoulli"):  # runs before the flag used the exact one
+    if not config["clamp_bernoulli"]:
         return dataset.likelihood
     if dataset.likelihood != "bernoulli":
         raise FlagError(f"--clamp_bernoulli applies to binary data; {dataset.name} is modelled "
@@ -81,12 +85,13 @@ def write_json_atomic(path, value):
 
 
 def read_config(output_dir):
-    """The flags a run in ``output_dir`` was started with (``config.json``)."""
+    """The flags a run in ``output_dir`` was started with (``config.json``);
+    a flag added since reads as ``DEFAULTS_OF_EARLIER_RUNS`` says."""
     path = os.path.join(output_dir, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {output_dir} holds no run of trainers.train.")
     with open(path) as f:
-        return json.load(f)
+        return {**DEFAULTS_OF_EARLIER_RUNS, **json.load(f)}
 
 
 class RunMismatchError(ValueError):
@@ -134,15 +139,13 @@ def weights_fingerprint(model):
 def describe_run(config, separator="; "):
     """What a run is, in words: its model, prior and data, then the settings
     the paper's ablations change (initialiser, optimiser, clamped Bernoulli)
-    and its seed, joined by ``separator``. Runs written before a flag existed
-    read as that flag's default."""
+    and its seed, joined by ``separator``."""
     prior = f"{config['prior']} prior"
     if config["prior"] in ("vamp", "mog"):
-        data_init = config["prior"] == "vamp" and config.get("pseudo_inputs_init") == "data"
+        data_init = config["prior"] == "vamp" and config["pseudo_inputs_init"] == "data"
         prior += f" (K={config['num_components']}{', pseudo-inputs from data' if data_init else ''})"
-    settings = [f"{config.get('kernel_initializer', 'glorot_uniform')} kernels",
-                config.get("optimizer", "adam_normgrad")]
-    if config.get("clamp_bernoulli"):
+    settings = [f"{config['kernel_initializer']} kernels", config["optimizer"]]
+    if config["clamp_bernoulli"]:
         settings.append("clamped Bernoulli")
     settings.append(f"seed {config['seed']}")
     return f"{config['model']} + {prior} on {config['dataset']}{separator}{', '.join(settings)}"

@@ -78,7 +78,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         config = common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
-        cli.choose_onednn(config["model"], config.get("precision", "float32"))
+        cli.choose_onednn(config["model"], config["precision"])
         cli.import_tensorflow()
         results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
                                progress=common.ProgressLine("Test log-likelihood by importance sampling",
