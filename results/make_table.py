@@ -40,11 +40,22 @@ CONFIDENCE = 0.95
 
 
 def load_runs(directory=HERE):
+    """Every finished run's results (``results/*.json``)."""
     runs = []
     for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
         with open(path) as f:
             runs.append(dict(json.load(f), file=os.path.basename(path)))
     return runs
+
+
+def load_unfinished(directory=os.path.join(HERE, "unfinished")):
+    """How far each unfinished run got (``results/unfinished/*.json``, written by
+    ``results/record_progress.py``)."""
+    entries = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        with open(path) as f:
+            entries.append(json.load(f))
+    return entries
 
 
 def initializer(run):
@@ -179,20 +190,41 @@ def protocol_ablation_table(groups):
     return "\n".join(lines)
 
 
+def unfinished_table(entries):
+    """Each unfinished run: how far it got, and the command that resumes it."""
+    lines = ["| run | epochs completed (limit) | best validation loss (epoch) "
+             "| epochs since improvement (patience) | recorded | resume with |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for e in entries:
+        flags = e["flags"]
+        lines.append(f"| {e['run']} | {e['epochs_completed']} ({flags['epochs']}) | "
+                     f"{e['best_validation_loss']:.3f} ({e['best_epoch']}) | "
+                     f"{e['epochs_since_improvement']} ({flags['early_stopping_patience']}, after "
+                     f"the {flags['warmup_epochs']} warm-up epochs) | {e['recorded']} | "
+                     f"`{e['resume'].split('  #')[0]}` |")
+    if not entries:
+        lines.append("| none | | | | | |")
+    return "\n".join(lines)
+
+
 TABLES = {"results-table": results_table, "claims-table": claims_table,
           "ablation-table": ablation_table, "protocol-ablation-table": protocol_ablation_table}
 
 
-def render(text, runs):
-    """``text`` (RESULTS.md) with every table regenerated from ``runs``."""
+def render(text, runs, unfinished=None):
+    """``text`` (RESULTS.md) with every table regenerated from ``runs`` and the
+    ``unfinished`` runs' records (default: ``results/unfinished/``)."""
     groups = group(runs)
-    for marker, make in TABLES.items():
+    tables = {marker: (lambda make=make: make(groups)) for marker, make in TABLES.items()}
+    tables["unfinished-table"] = lambda: unfinished_table(
+        load_unfinished() if unfinished is None else unfinished)
+    for marker, make in tables.items():
         begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
         if begin not in text or end not in text:
             raise SystemExit(f"{RESULTS_MD} lacks the {begin} ... {end} markers")
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        text = f"{head}{begin}\n{make(groups)}\n{end}{tail}"
+        text = f"{head}{begin}\n{make()}\n{end}{tail}"
     return text
 
 

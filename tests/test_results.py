@@ -56,3 +56,37 @@ def test_protocol_ablations_are_compared_with_the_protocols_runs():
     assert "2 vs 3 runs: change better" in clamp
     k50 = next(row for row in rows if row.startswith("| num_components=50, vae, vamp"))
     assert "| no runs |" in k50 and "too few to test" in k50
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "results", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_unfinished_runs_are_listed_with_the_command_that_resumes_them():
+    record_progress = _load("record_progress")
+    flags = {"config": "static_mnist_vae_standard", "seed": 1, "kernel_initializer": "glorot_uniform",
+             "epochs": 2000, "early_stopping_patience": 50, "warmup_epochs": 100}
+    entry = {"run": "static_mnist_vae_standard_glorot_seed1", "recorded": "2026-12-01", "flags": flags,
+             "epochs_completed": 312, "best_epoch": 290, "best_validation_loss": 88.5,
+             "epochs_since_improvement": 22, "last_validation_loss": 88.9,
+             "resume": record_progress.resume_command("static_mnist_vae_standard_glorot_seed1", flags)}
+    (row,) = make_table.unfinished_table([entry]).splitlines()[2:]
+    assert "| static_mnist_vae_standard_glorot_seed1 | 312 (2000) | 88.500 (290) | 22 (50," in row
+    assert ("`INIT=glorot_uniform RUNS=static_mnist_vae_standard SEEDS=1 bash results/reproduce.sh "
+            "../shared/data RUNS_DIR`") in row
+    assert make_table.unfinished_table([]).splitlines()[2] == "| none | | | | | |"
+
+
+def test_a_finished_run_leaves_the_unfinished_list(tmp_path, monkeypatch):
+    record_progress = _load("record_progress")
+    monkeypatch.setattr(record_progress, "UNFINISHED", str(tmp_path / "unfinished"))
+    (tmp_path / "unfinished").mkdir()
+    stale = tmp_path / "unfinished" / "run.json"
+    stale.write_text("{}")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text("{}")
+    assert record_progress.record(str(tmp_path / "run"), "run") is None
+    assert not stale.exists()
