@@ -26,9 +26,10 @@ setup(
         "tensorboard==2.21.*",  # TensorBoard summaries (tf.summary needs it)
     ],
     extras_require={
-        # the API reference (mkdocs build --strict; ruff lays out the signatures) and
-        # examples/tabular_vampprior.py (scikit-learn's bundled data), both run by the tests
-        "test": ["pytest", "mkdocs>=1.6,<2", "mkdocstrings[python]>=1.0.7,<2", "ruff>=0.4",
-                 "scikit-learn"],
+        # the documentation site (mkdocs build --strict with Material for MkDocs; ruff lays
+        # out the API reference's signatures) and examples/tabular_vampprior.py
+        # (scikit-learn's bundled data), all run by the tests
+        "test": ["pytest", "mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10",
+                 "mkdocstrings[python]>=1.0.7,<2", "ruff>=0.4", "scikit-learn"],
     },
 )
