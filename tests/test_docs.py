@@ -1,9 +1,12 @@
-"""The API reference (mkdocs + mkdocstrings) builds from the docstrings with
-warnings as errors: ``mkdocs build --strict``, as docs/index.md documents.
+"""The documentation site (guides, flag reference, API reference from the
+docstrings) builds with warnings as errors: ``mkdocs build --strict``, as
+docs/index.md documents.
 
-MkDocs comes with the test extra (``pip install -e ".[test]"``); without it
-this test fails rather than skips. The build reads the sources statically
-(griffe), importing neither tfvamp nor TensorFlow: a few seconds.
+MkDocs and Material for MkDocs come with the test extra (``pip install -e
+".[test]"``); without them this test fails rather than skips. The API
+reference is read from the sources statically (griffe) and the flag reference
+imports only the trainers' flag modules: neither imports TensorFlow, a few
+seconds. (``tests/test_doc_code.py`` runs the pages' code.)
 """
 import ast
 import os
@@ -11,6 +14,25 @@ import subprocess
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "docs"))
+import flag_reference  # noqa: E402  (docs/flag_reference.py)
+
+# guide -> sections it must have (their heading anchors), the places other work fills in included
+GUIDES = {
+    "guides/experiments": ["the-configs", "the-protocol", "the-models"],
+    "guides/own-model": ["encoder-and-decoder-conventions", "priors", "likelihoods",
+                         "saving-loading-and-export"],
+    "guides/training": ["the-run-directory", "resume", "one-run-per-directory", "interrupts",
+                        "precision-precision", "devices-and-tfdistribute-strategy",
+                        "several-machines"],
+    "guides/evaluation": ["re-evaluating-a-run", "sharding-resuming-and-the-monte-carlo-error",
+                          "the-figures-of-a-run"],
+    "guides/serving": ["the-signatures", "rest-and-grpc-bodies", "the-client"],
+    "guides/datasets": ["where-the-files-come-from", "through-tensorflow-datasets"],
+    "guides/reproducing": ["what-we-found", "test-log-likelihood-per-configuration"],
+    "guides/speed": ["time-per-model-on-a-cpu", "last-measured"],
+}
 
 # page of the site -> objects it must document (their heading anchors)
 EXPECTED = {
@@ -54,6 +76,27 @@ def test_api_reference_builds_with_warnings_as_errors(tmp_path):
     package = (site / "api" / "tfvamp" / "index.html").read_text(encoding="utf-8")
     unlisted = [name for name in public_names() if f"<code>tfvamp.{name}</code></a>" not in package]
     assert not unlisted, f"api/tfvamp: no link to {unlisted}"
+
+    for page, sections in GUIDES.items():
+        html = (site / page / "index.html").read_text(encoding="utf-8")
+        missing = [anchor for anchor in sections if f'id="{anchor}"' not in html]
+        assert not missing, f"{page}: no sections {missing}"
+    # the flag reference lists every flag of every program, from the flags' definitions
+    flags_page = (site / "reference" / "flags" / "index.html").read_text(encoding="utf-8")
+    for program in flag_reference.PROGRAMS:
+        unlisted = [flag["name"] for flag in flag_reference.flags(program)
+                    if f"<code>--{flag['name']}</code>" not in flags_page]
+        assert not unlisted, f"reference/flags: {program} flags missing: {unlisted}"
+    assert "<!-- flags:" not in flags_page
+    # the configs table is generated from configs/: every config is in it
+    experiments = (site / "guides" / "experiments" / "index.html").read_text(encoding="utf-8")
+    assert "<code>dynamic_mnist</code></td>" in experiments and "vampdata" in experiments
+    # the figures of the guides are in the site, and small
+    images = sorted((site / "images").glob("*.png"))
+    assert len(images) >= 5 and sum(image.stat().st_size for image in images) < 1_000_000
+    # RESULTS.md and bench/README.md are included as they stand
+    assert "Reproducing the paper on a CPU" in (
+        site / "guides" / "reproducing" / "index.html").read_text(encoding="utf-8")
 
 
 def public_names():
