@@ -145,3 +145,17 @@ def test_the_flag_checker_catches_a_wrong_flag():
     assert "epochs" in flag_reference.accepted("trainers.train")
     assert "epoch" not in flag_reference.accepted("trainers.train")
     assert "noclamp_bernoulli" in flag_reference.accepted("trainers.train")
+
+
+def test_a_broken_block_fails_naming_its_page_and_line(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("Text.\n\n```python\nx = 1\n```\n\n<!-- not run: needs a GPU -->\n"
+                    "```python\nraise SystemExit(3)\n```\n\n<!-- not run -->\n```bash\nls\n```\n\n"
+                    "  ```python\n  assert x == 2, 'x is not 2'\n  ```\n")
+    blocks = code_blocks(str(page))
+    assert [(language, line, reason) for language, line, _, reason in blocks] == [
+        ("python", 4, None), ("python", 9, "needs a GPU"), ("bash", 14, ""), ("python", 18, None)]
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(AssertionError, match=r"(?s)page\.md:18.*x is not 2"):
+        run_page(str(page), work)
