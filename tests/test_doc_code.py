@@ -117,13 +117,16 @@ def test_own_model_guide_runs_and_trains(tmp_path):
     assert (tmp_path / "my_vae_serving" / "saved_model.pb").exists()
 
 
-def trainer_commands(code):
-    """``(program, [flag names])`` of each ``python -m trainers.X ...`` in a shell block."""
+def trainer_commands(code, with_values=False):
+    """``(program, [flag names])`` of each ``python -m trainers.X ...`` in a shell block
+    (``[(name, value or None)]`` with ``with_values``)."""
     joined = re.sub(r"\\\n", " ", code)
     for line in joined.splitlines():
         line = line.split(" #", 1)[0]
         for match in re.finditer(r"python3? -m (trainers\.\w+)(.*?)(?=&&|\|\||;|\||>|$)", line):
-            yield match[1], re.findall(r"(?<!\S)--(\w+)", match[2])
+            flags = re.findall(r"(?<!\S)--(\w+)(?:=(\S+))?", match[2])
+            yield match[1], [(name, value or None) for name, value in flags] if with_values \
+                else [name for name, _ in flags]
 
 
 @pytest.mark.parametrize("page", pages())
@@ -132,10 +135,13 @@ def test_shell_commands_name_real_flags(page):
     for language, line, code, _ in code_blocks(page):
         if language not in ("bash", "sh", "shell", "console"):
             continue
-        for program, names in trainer_commands(code):
+        for program, flags in trainer_commands(code, with_values=True):
             assert program in flag_reference.PROGRAMS, f"{page}:{line}: no program {program}"
             unknown += [f"{page}:{line}: {program} --{name}"
-                        for name in names if name not in flag_reference.accepted(program)]
+                        for name, _ in flags if name not in flag_reference.accepted(program)]
+            unknown += [f"{page}:{line}: --config={value} (no configs/{value}.cfg)"
+                        for name, value in flags if name == "config" and not os.path.exists(
+                            os.path.join(REPO_ROOT, "configs", f"{value}.cfg"))]
     assert not unknown, "flags that do not exist:\n" + "\n".join(unknown)
 
 
@@ -145,6 +151,9 @@ def test_the_flag_checker_catches_a_wrong_flag():
     assert "epochs" in flag_reference.accepted("trainers.train")
     assert "epoch" not in flag_reference.accepted("trainers.train")
     assert "noclamp_bernoulli" in flag_reference.accepted("trainers.train")
+    (command,) = trainer_commands("python -m trainers.train --config=caltech_vae_vamp \\\n"
+                                  "  --nojit_compile && ls", with_values=True)
+    assert command == ("trainers.train", [("config", "caltech_vae_vamp"), ("nojit_compile", None)])
 
 
 def test_a_broken_block_fails_naming_its_page_and_line(tmp_path):
