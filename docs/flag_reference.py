@@ -54,6 +54,7 @@ def read(program):
         raise ValueError(f"{program!r} is none of {PROGRAMS}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env.pop("TFVAMP_LOGICAL_CPU_DEVICES", None)  # a flag's default read from it: show the code's
     result = subprocess.run([sys.executable, "-c", _DUMP, program], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     if result.returncode != 0:

@@ -108,3 +108,21 @@ def public_names():
                 isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets):
             return [name for name in ast.literal_eval(node.value) if not name.startswith("__")]
     return []
+
+
+def test_readme_results_are_those_of_results_md():
+    """README.md's results table quotes RESULTS.md's (generated) table, cell for cell."""
+    import re
+
+    def read(name):
+        with open(os.path.join(REPO_ROOT, name), encoding="utf-8") as file:
+            return file.read()
+
+    readme, results = read("README.md"), read("RESULTS.md")
+    rows = re.findall(r"^\| `(\w+)` \| (-[0-9.]+ ± [0-9.]+) \| \**(-[0-9.]+ ± [0-9.]+)\** \|$",
+                      readme, flags=re.M)
+    assert len(rows) == 2, "README.md's results table (vae and hvae rows) not found"
+    for model, standard, vamp in rows:
+        for prior, value in (("standard", standard), ("vamp", vamp)):
+            assert f"| caltech {model} {prior} He | 3 | {value} |" in results, (
+                f"README.md: caltech {model} {prior} {value} is not RESULTS.md's")
