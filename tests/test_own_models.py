@@ -187,32 +187,61 @@ def _full_covariance_components(num_components=4, latent_dim=3, seed=0):
     return loc, tril
 
 
-def test_the_generic_mixture_matches_a_float64_reference():
+def _logistic_log_density(z, loc, scale):
+    """log prod_j Logistic(z_j | loc_j, scale_j), in NumPy (float64)."""
+    u = (z - loc) / scale
+    return (-u - np.log(scale) - 2 * np.logaddexp(0, -u)).sum(-1)
+
+
+@pytest.mark.parametrize("family", ["full_covariance", "logistic"])
+def test_the_mixture_of_any_family_matches_a_float64_reference(family):
+    """The full-covariance fast path and the generic ``tfd.MixtureSameFamily``
+    (here of diagonal logistics): log-densities against NumPy in float64,
+    gradients against TFP's plain mixture in float64."""
     loc, tril = _full_covariance_components()
+    scale = np.random.default_rng(2).uniform(0.2, 1.5, size=loc.shape)
     logits = np.array([0.3, -0.2, 0.0, 1.0])
+    weights = np.exp(logits) / np.exp(logits).sum()
     z = np.random.default_rng(1).normal(scale=2.0, size=(2, 5, 3))
-    expected = logsumexp(
-        [np.log(w) + multivariate_normal(m, t @ t.T).logpdf(z)
-         for w, m, t in zip(np.exp(logits) / np.exp(logits).sum(), loc, tril)], axis=0)
+    z[0, 0] = loc[1] + 0.01  # next to a component
+    if family == "full_covariance":
+        parameters = (loc, tril)
+        expected = logsumexp([np.log(w) + multivariate_normal(m, t @ t.T).logpdf(z)
+                              for w, m, t in zip(weights, loc, tril)], axis=0)
 
-    def mixture(dtype, loc, tril, logits):
-        return posterior_mixture(tfd.MultivariateNormalTriL(loc, tril), logits)
+        def components(loc, tril):
+            return tfd.MultivariateNormalTriL(loc, tril)
+    else:
+        parameters = (loc, scale)
+        expected = logsumexp([np.log(w) + _logistic_log_density(z, m, s)
+                              for w, m, s in zip(weights, loc, scale)], axis=0)
 
-    loc32, tril32, logits32, z32 = (tf.constant(a, tf.float32) for a in (loc, tril, logits, z))
-    with tf.GradientTape() as tape:
-        tape.watch([loc32, tril32, z32])
-        log_p = mixture(tf.float32, loc32, tril32, logits32).log_prob(z32)
-        total = tf.reduce_sum(log_p)
-    gradients = tape.gradient(total, [loc32, tril32, z32])
-    assert isinstance(mixture(tf.float32, loc32, tril32, logits32), tfd.MixtureSameFamily)
-    assert log_p.shape == (2, 5)
+        def components(loc, scale):
+            return tfd.Independent(tfd.Logistic(loc, scale), reinterpreted_batch_ndims=1)
+
+    def log_prob_and_gradients(dtype, make_mixture):
+        tensors = [tf.constant(a, dtype) for a in (*parameters, z)]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            mixture = make_mixture(components(*tensors[:2]), tf.constant(logits, dtype))
+            log_p = mixture.log_prob(tensors[2])
+            total = tf.reduce_sum(log_p)
+        return mixture, log_p, tape.gradient(total, tensors)
+
+    mixture, log_p, gradients = log_prob_and_gradients(tf.float32, posterior_mixture)
+    expected_class = ("FullCovarianceGaussianMixture" if family == "full_covariance"
+                      else "MixtureSameFamily")
+    assert type(mixture).__name__ == expected_class and isinstance(mixture, tfd.MixtureSameFamily)
+    assert log_p.shape == (2, 5) and log_p.dtype == tf.float32
+    assert mixture.batch_shape == [] and mixture.event_shape == [3]
     np.testing.assert_allclose(log_p.numpy(), expected, rtol=1e-5, atol=1e-5)
-    loc64, tril64, logits64, z64 = (tf.constant(a, tf.float64) for a in (loc, tril, logits, z))
-    with tf.GradientTape() as tape:
-        tape.watch([loc64, tril64, z64])
-        total64 = tf.reduce_sum(mixture(tf.float64, loc64, tril64, logits64).log_prob(z64))
-    for g32, g64 in zip(gradients, tape.gradient(total64, [loc64, tril64, z64])):
+    _, _, reference = log_prob_and_gradients(
+        tf.float64, lambda c, l: tfd.MixtureSameFamily(tfd.Categorical(logits=l), c))
+    for g32, g64 in zip(gradients, reference):
         np.testing.assert_allclose(g32.numpy(), g64.numpy(), rtol=1e-4, atol=1e-5)
+    samples = mixture.sample(20000, seed=(7, 8)).numpy()
+    assert samples.shape == (20000, 3)
+    np.testing.assert_allclose(samples.mean(0), (weights[:, None] * loc).sum(0), atol=0.06)
 
 
 def test_a_full_covariance_vampprior_is_the_mixture_of_the_encoders_posteriors():
@@ -226,6 +255,7 @@ def test_a_full_covariance_vampprior_is_the_mixture_of_the_encoders_posteriors()
     expected = logsumexp([multivariate_normal(m, t @ t.T).logpdf(z) for m, t in zip(loc, tril)],
                          axis=0) - np.log(5)
     distribution = prior.distribution()
+    assert isinstance(distribution, tfvamp.priors.FullCovarianceGaussianMixture)
     assert distribution.batch_shape == [] and distribution.event_shape == [LATENT]
     np.testing.assert_allclose(distribution.log_prob(z).numpy(), expected, rtol=1e-5, atol=1e-5)
     samples = distribution.sample(20000, seed=(3, 4)).numpy()

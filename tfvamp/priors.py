@@ -67,12 +67,16 @@ def posterior_mixture(components, mixture_logits=None):
     """``sum_k w_k q_k(z)`` over the K posteriors ``components`` (batch shape
     ``[K]``, events ``[d]``), uniform weights unless ``mixture_logits``.
 
-    Diagonal Gaussians give the fast, float64-accurate ``DiagonalGaussianMixture``;
-    any other family (``tfd.MultivariateNormalTriL``, a mixture, ...) a
-    ``tfd.MixtureSameFamily`` of the components as they are."""
+    Diagonal Gaussians give the fast, float64-accurate ``DiagonalGaussianMixture``,
+    ``tfd.MultivariateNormalTriL`` the ``FullCovarianceGaussianMixture``; any
+    other family (a mixture, a Student-t, ...) a ``tfd.MixtureSameFamily`` of
+    the components as they are."""
     diagonal = diagonal_parameters(components)
     if diagonal is not None:
         return DiagonalGaussianMixture(*diagonal, mixture_logits)
+    if type(components) is tfd.MultivariateNormalTriL:
+        return FullCovarianceGaussianMixture(components.loc, components.scale.to_dense(),
+                                             mixture_logits)
     if mixture_logits is None:
         mixture_logits = tf.zeros(components.batch_shape_tensor()[:1], components.dtype)
     return tfd.MixtureSameFamily(tfd.Categorical(logits=mixture_logits), components)
@@ -184,6 +188,64 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
                           + tf.math.log(2.0 * np.pi) * tf.cast(latent_dim, tf.float32))  # [K]
         log_weights = tf.math.log_softmax(self.mixture_distribution.logits_parameter())
         log_joint = -0.5 * (tf.cast(quadratic, tf.float32) + log_normalizer) + log_weights
+        return tf.reshape(tf.reduce_logsumexp(log_joint, axis=-1), tf.shape(z)[:-1])
+
+
+class FullCovarianceGaussianMixture(tfd.MixtureSameFamily):
+    """``sum_k w_k N(z | loc_k, L_k L_k^T)``: the VampPrior over full-covariance
+    posteriors (an encoder returning ``tfd.MultivariateNormalTriL``).
+
+    A ``tfd.MixtureSameFamily`` of ``tfd.MultivariateNormalTriL(loc, scale_tril)``
+    (``[K, d]``, ``[K, d, d]``); only ``log_prob`` is its own. TFP's broadcasts
+    every latent against every component's triangular solve (``[N, K, d, d]``);
+    here the K inverses ``A_k = L_k^{-1}`` are formed once and the whitened
+    residuals ``A_k z - A_k loc_k`` of all latents and components are one
+    ``[N, d] x [d, K d]`` matmul, in float64 (as ``DiagonalGaussianMixture``),
+    only the quadratic forms rounded to float32.
+    """
+
+    def __init__(self, loc, scale_tril, mixture_logits=None, validate_args=False,
+                 allow_nan_stats=True, name="FullCovarianceGaussianMixture"):
+        parameters = dict(locals())
+        with tf.name_scope(name) as name:
+            self._loc = as_float32(loc)
+            self._scale_tril = as_float32(scale_tril)
+            if self._loc.shape.rank != 2 or self._scale_tril.shape.rank != 3:
+                raise ValueError(
+                    "loc and scale_tril must be [num_components, latent_dim] and [num_components, "
+                    f"latent_dim, latent_dim], got shapes {self._loc.shape} and "
+                    f"{self._scale_tril.shape}")
+            if mixture_logits is None:  # uniform weights, the paper's
+                mixture_logits = tf.zeros(tf.shape(self._loc)[:1], self._loc.dtype)
+            super().__init__(
+                tfd.Categorical(logits=as_float32(mixture_logits)),
+                tfd.MultivariateNormalTriL(self._loc, self._scale_tril),
+                validate_args=validate_args, allow_nan_stats=allow_nan_stats, name=name)
+        self._parameters = parameters
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict(loc=tfp.util.ParameterProperties(event_ndims=2),
+                    scale_tril=tfp.util.ParameterProperties(event_ndims=3),
+                    mixture_logits=tfp.util.ParameterProperties(event_ndims=1))
+
+    def _log_prob(self, z):
+        loc = tf.cast(self._loc, tf.float64)
+        scale_tril = tf.cast(self._scale_tril, tf.float64)
+        num_components, latent_dim = tf.shape(loc)[0], tf.shape(loc)[1]
+        inverse = tf.linalg.triangular_solve(
+            scale_tril, tf.eye(latent_dim, batch_shape=[num_components], dtype=tf.float64))
+        flat = tf.reshape(tf.cast(z, tf.float64), [-1, latent_dim])  # [N, d]
+        whitened = tf.matmul(flat, tf.reshape(tf.transpose(inverse, [2, 0, 1]),
+                                              [latent_dim, -1]))  # [N, K d]
+        residual = (tf.reshape(whitened, [-1, num_components, latent_dim])
+                    - tf.linalg.matvec(inverse, loc))  # [N, K, d]
+        quadratic = tf.cast(tf.reduce_sum(tf.square(residual), axis=-1), tf.float32)  # [N, K]
+        log_normalizer = (2.0 * tf.reduce_sum(tf.math.log(tf.abs(
+            tf.linalg.diag_part(self._scale_tril))), axis=-1)
+            + tf.math.log(2.0 * np.pi) * tf.cast(latent_dim, tf.float32))  # [K]
+        log_weights = tf.math.log_softmax(self.mixture_distribution.logits_parameter())
+        log_joint = -0.5 * (quadratic + log_normalizer) + log_weights
         return tf.reshape(tf.reduce_logsumexp(log_joint, axis=-1), tf.shape(z)[:-1])
 
 
@@ -466,6 +528,7 @@ ENCODER_CONVENTIONS = (
     "tfd.Distribution over [latent_dim]")
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python: AutoGraph misreads the call
 def encoder_posterior(encoder, x, selection, training=None):
     """``q(z|x)`` as a ``tfd.Distribution`` (batch ``[B]``, events ``[d]``):
     the distribution the encoder returns (``selection`` None), or the diagonal
