@@ -93,6 +93,16 @@ def encoder_of(convention):
     raise ValueError(convention)
 
 
+def own_posterior(convention, encoder, x):
+    """q(z|x) read from the encoder's outputs by hand, as the convention says."""
+    outputs = encoder(x)
+    if isinstance(outputs, tfd.Distribution):
+        return outputs
+    mean, log_var = {"dict": ("mean", "log_var"), "three_outputs_by_index": (1, 2)}.get(
+        convention, (0, 1))
+    return tfd.MultivariateNormalDiag(outputs[mean], tf.exp(0.5 * outputs[log_var]))
+
+
 CONVENTIONS = ["two_outputs", "three_outputs_by_name", "three_outputs_by_index", "dict",
                "diagonal_distribution", "full_covariance", "mixture_distribution"]
 TENSOR_CONVENTIONS = CONVENTIONS[:4]
@@ -139,6 +149,16 @@ def test_every_encoder_convention_trains_with_the_vampprior_and_round_trips(conv
     log_likelihood = model.log_likelihood(x, num_samples=200).numpy()
     elbo = -model.elbo_terms(x, num_samples=200).loss.numpy()
     assert np.all(np.isfinite(log_likelihood)) and log_likelihood.mean() > elbo.mean()
+    # the ELBO's terms at the z it draws: the encoder's own log_prob, the prior's log_prob
+    state = np.asarray(model.seed_generator.state)
+    terms = model.log_terms(x, model.prior_distribution(), num_samples=2)
+    model.seed_generator.state.assign(state)
+    z = model.posterior(x).sample(2, seed=model.next_seed())  # the draws of log_terms
+    np.testing.assert_allclose(terms.log_posterior.numpy(),
+                               own_posterior(convention, encoder, x).log_prob(z).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(terms.log_prior.numpy(), prior.distribution().log_prob(z).numpy(),
+                               rtol=1e-5, atol=1e-5)
     model.save(tmp_path / "model.keras")
     restored = keras.models.load_model(tmp_path / "model.keras")
     assert restored.prior.encoder is restored.encoder
