@@ -364,9 +364,10 @@ class VampPrior(_MixturePrior):
     dict, with the two found by name or chosen by ``posterior_outputs``; the
     others are ignored), or a ``tfd.Distribution`` over ``[latent_dim]``.
     Diagonal Gaussians (``Normal``, ``Independent(Normal)``,
-    ``MultivariateNormalDiag``) give the fast ``DiagonalGaussianMixture``; any
-    other family (a full-covariance ``MultivariateNormalTriL``, a mixture, ...)
-    a ``tfd.MixtureSameFamily`` of the encoder's K distributions
+    ``MultivariateNormalDiag``) give the fast ``DiagonalGaussianMixture``,
+    full-covariance ``MultivariateNormalTriL`` the fast
+    ``FullCovarianceGaussianMixture``, any other family (a mixture, ...) a
+    ``tfd.MixtureSameFamily`` of the encoder's K distributions
     (``posterior_mixture``). The encoder is checked when the prior is built,
     with an error naming what came back otherwise. The prior does not own the
     encoder: its ``trainable_variables`` are its own parameters only (the
