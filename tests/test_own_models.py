@@ -369,6 +369,14 @@ def test_a_sigmoid_decoder_is_refused_with_logits_and_read_as_probabilities_when
     expected = (x.numpy() * np.log(probs) + (1 - x.numpy()) * np.log1p(-probs)).sum((1, 2, 3))
     np.testing.assert_allclose(model._log_likelihood(z, x).numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(model.decode(z).numpy(), probs, rtol=1e-6)
+    with pytest.raises(ValueError, match="reads the decoder's output as probabilities, but the "
+                                         "decoder's last layer .* has no sigmoid"):
+        tfvamp.VAE(IMAGE, encoder=image_encoder(), decoder=image_decoder(),
+                   likelihood="bernoulli_probs")
+    with pytest.raises(ValueError, match="paper's decoder returns logits"):
+        tfvamp.VAE(IMAGE, likelihood="bernoulli_probs")
+    with pytest.raises(ValueError, match="does not fit them"):
+        tfvamp.HVAE(IMAGE, likelihood="bernoulli_probs")
 
 
 @keras.saving.register_keras_serializable(package="test_own_models")

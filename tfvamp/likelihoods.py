@@ -32,6 +32,7 @@ class Likelihood:
     name = None
     num_params = None  # numbers per input value the decoder must output
     takes_logits = False  # whether its parameters are unbounded (a sigmoid before it misreads)
+    takes_probabilities = False  # whether its parameters must lie in [0, 1]
 
     def __init__(self, event_ndims=3):
         self.event_ndims = int(event_ndims)
@@ -90,6 +91,7 @@ class BernoulliProbabilitiesLikelihood(Likelihood):
 
     name = "bernoulli_probs"
     num_params = 1
+    takes_probabilities = True
     EPSILON = 1e-7
 
     def _probs(self, params):

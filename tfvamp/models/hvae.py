@@ -61,6 +61,9 @@ class HVAE(LatentVariableModel):
                          pseudo_inputs_init_std=pseudo_inputs_init_std, seed=seed,
                          precision=precision, kernel_initializer=kernel_initializer, **kwargs)
         self.conv_filters = int(conv_filters)
+        if self.likelihood.takes_probabilities or self.likelihood.num_params is None:
+            raise ValueError(f"The {type(self).__name__}'s networks return logits and "
+                             f"parameters: the {self.likelihood.name} likelihood does not fit them")
         with self.network_scope():
             parts = self.build_parts(self.image_shape, self.latent_dim,
                                      self.likelihood.num_params, self.hidden_units,

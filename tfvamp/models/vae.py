@@ -1,5 +1,6 @@
 """The one-level VAE (L = 1) of the paper, with its networks or yours."""
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -97,6 +98,10 @@ class VAE(LatentVariableModel):
             self.encoder = encoder or gated_mlp_encoder(
                 self.image_shape, self.latent_dim, self.hidden_units)
             if decoder is None:
+                if self.likelihood.takes_probabilities:
+                    raise ValueError(f"The {self.likelihood.name} likelihood reads probabilities "
+                                     "(a decoder of yours ending in a sigmoid); the paper's "
+                                     'decoder returns logits: use likelihood="bernoulli"')
                 if self.likelihood.num_params is None:
                     raise ValueError(f"The {self.likelihood.name} likelihood needs a decoder of "
                                      "yours (for its parameters, or returning the distribution)")
@@ -240,6 +245,15 @@ def _check_decoder(decoder, params, likelihood, input_shape):
                 f"The decoder's last layer ({sigmoid.name}) ends in a sigmoid, so it returns "
                 f"probabilities, but the {likelihood.name} likelihood takes logits (it applies "
                 f"the sigmoid itself): remove the decoder's sigmoid{instead}")
+    if likelihood.takes_probabilities:
+        last = _last_layer(decoder)
+        outside = not np.all((0.0 <= np.asarray(params)) & (np.asarray(params) <= 1.0))
+        if outside or getattr(last, "activation", None) is keras.activations.linear:
+            raise ValueError(
+                f"The {likelihood.name} likelihood reads the decoder's output as probabilities, "
+                f"but the decoder's last layer ({getattr(last, 'name', '?')}) has no sigmoid"
+                + (" and it returned values outside [0, 1]" if outside else "")
+                + ': end it in a sigmoid, or pass likelihood="bernoulli" for logits')
     distribution = likelihood.distribution(params)
     if tuple(distribution.batch_shape) != (1,) or tuple(distribution.event_shape) != expected:
         raise ValueError(
