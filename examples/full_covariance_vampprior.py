@@ -3,7 +3,8 @@
 The encoder returns q(z|x) as a ``tfd.MultivariateNormalTriL`` (TFP's way of
 writing a Gaussian with a full covariance); the VampPrior is then the
 ``tfd.MixtureSameFamily`` of the encoder's K full-covariance Gaussians at the
-pseudo-inputs, and ``tfvamp.VAE`` trains it on the ELBO and evaluates the
+pseudo-inputs (``FullCovarianceGaussianMixture``, its density one float64
+matmul), and ``tfvamp.VAE`` trains it on the ELBO and evaluates the
 importance-sampled log-likelihood with the encoder's own ``log_prob``. The
 same model with a diagonal ``tfd.MultivariateNormalDiag`` encoder is trained
 next to it on Caltech 101 Silhouettes (embedded in tfvamp), and both are

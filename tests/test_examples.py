@@ -36,7 +36,7 @@ def test_the_full_covariance_example_trains_both_posterior_families(tmp_path, ca
 
     results = full_covariance_vampprior.main(epochs=1, num_samples=20, directory=str(tmp_path))
     printed = capsys.readouterr().out
-    assert "full-covariance posteriors (MixtureSameFamily)" in printed
+    assert "full-covariance posteriors (FullCovarianceGaussianMixture)" in printed
     assert "diagonal posteriors (DiagonalGaussianMixture)" in printed
     assert printed.count("same log p(z) True, encoder shared True") == 2
     assert all(-600 < value < 0 for value in results.values())

@@ -529,7 +529,6 @@ ENCODER_CONVENTIONS = (
     "tfd.Distribution over [latent_dim]")
 
 
-@tf.autograph.experimental.do_not_convert  # plain Python: AutoGraph misreads the call
 def encoder_posterior(encoder, x, selection, training=None):
     """``q(z|x)`` as a ``tfd.Distribution`` (batch ``[B]``, events ``[d]``):
     the distribution the encoder returns (``selection`` None), or the diagonal
