@@ -46,7 +46,7 @@ def test_the_public_api_is_importable():
      "returned a dict with keys ['loc', 'scale']"),
     (lambda h: [keras.layers.Dense(LATENT)(h)] * 3, "returned 3 outputs"),
     (lambda h: [keras.layers.Dense(LATENT)(h), keras.layers.Dense(LATENT + 1)(h)],
-     "returned shapes (1, 3) and (1, 4)"),
+     "have shapes (1, 3) and (1, 4)"),
 ])
 def test_a_wrong_encoder_gets_a_clear_error(outputs, message):
     x = keras.Input((FEATURES,))

@@ -39,6 +39,7 @@ EXPECTED = {
     "api/tfvamp": ["tfvamp"],
     "api/priors": ["tfvamp.priors", "tfvamp.priors.VampPrior",
                    "tfvamp.priors.DiagonalGaussianMixture",
+                   "tfvamp.priors.FullCovarianceGaussianMixture",
                    "tfvamp.priors.MixtureOfGaussiansPrior", "tfvamp.priors.StandardNormalPrior"],
     "api/likelihoods": ["tfvamp.likelihoods"],
     "api/layers": ["tfvamp.layers"],
@@ -70,6 +71,8 @@ def test_api_reference_builds_with_warnings_as_errors(tmp_path):
         html = (site / page / "index.html").read_text(encoding="utf-8")
         missing = [name for name in objects if f'id="{name}"' not in html]
         assert not missing, f"{page}: no documentation of {missing}"
+    own = (site / "guides" / "own-model" / "index.html").read_text(encoding="utf-8")
+    assert "posterior_outputs" in own and "bernoulli_probs" in own  # the conventions page
     models = (site / "api" / "models" / "index.html").read_text(encoding="utf-8")
     assert "Parameters:" in models  # LatentVariableModel's "Args:" section, parsed
     # every public name (tfvamp.__all__) is listed on the package's page, with a link

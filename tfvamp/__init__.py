@@ -11,10 +11,12 @@ model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # yo
 ```
 """
 from tfvamp import datasets  # registers the TFDS builders
-from tfvamp.callbacks import KLWarmUp, PaperEarlyStopping, warmup_beta
+from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
+                              StopOnNonFiniteLoss, warmup_beta)
 from tfvamp.evaluation import evaluate
 from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
-from tfvamp.likelihoods import (BernoulliLikelihood, ClampedBernoulliLikelihood,
+from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikelihood,
+                                ClampedBernoulliLikelihood, DecoderDistribution,
                                 DiscretizedLogisticLikelihood, GaussianLikelihood, Likelihood,
                                 get_likelihood)
 from tfvamp.models import HVAE, VAE, ConvHVAE, LatentVariableModel, PixelHVAE, build_model
@@ -22,15 +24,18 @@ from tfvamp.objectives import (ElboTerms, LogTerms, importance_sampled_log_likel
                                log_importance_weights, negative_elbo)
 from tfvamp.optimizers import AdamNormGrad
 from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, Prior,
-                           StandardNormalPrior, VampPrior, diagonal_gaussian, make_prior)
+                           StandardNormalPrior, VampPrior, diagonal_gaussian, make_prior,
+                           posterior_mixture)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdamNormGrad",
     "BernoulliLikelihood",
+    "BernoulliProbabilitiesLikelihood",
     "ClampedBernoulliLikelihood",
     "ConvHVAE",
+    "DecoderDistribution",
     "DiagonalGaussianHead",
     "DiagonalGaussianMixture",
     "DiscretizedLogisticLikelihood",
@@ -45,10 +50,13 @@ __all__ = [
     "LogTerms",
     "MaskedConv2D",
     "MixtureOfGaussiansPrior",
+    "NonFiniteInputError",
+    "NonFiniteLossError",
     "PaperEarlyStopping",
     "PixelHVAE",
     "Prior",
     "StandardNormalPrior",
+    "StopOnNonFiniteLoss",
     "VAE",
     "VampPrior",
     "__version__",
@@ -61,5 +69,6 @@ __all__ = [
     "log_importance_weights",
     "make_prior",
     "negative_elbo",
+    "posterior_mixture",
     "warmup_beta",
 ]

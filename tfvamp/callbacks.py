@@ -107,19 +107,26 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
 
+class NonFiniteInputError(ValueError):
+    """The training data holds a NaN or an infinity."""
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first non-finite training loss (checked after
     every step) or validation value (checked after every epoch).
 
     ``failure`` then holds a message naming the epoch and step (1-based);
     ``TrainingCheckpoint`` does not save that epoch, so the last good
-    checkpoint stays as it was.
+    checkpoint stays as it was. With ``raise_error=True`` (what the library's
+    models' ``fit`` adds when given none) ``fit`` then ends with a
+    ``NonFiniteLossError`` carrying that message.
     """
 
-    def __init__(self):
+    def __init__(self, raise_error=False):
         super().__init__()
         self.failure = None
         self.epoch = 0
+        self.raise_error = bool(raise_error)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -138,6 +145,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if bad:
             self.failure = f"Non-finite values {bad} at the end of epoch {epoch + 1}"
             self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.raise_error and self.failure is not None:
+            raise NonFiniteLossError(f"{self.failure}: training stopped")
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):

@@ -31,6 +31,8 @@ class Likelihood:
 
     name = None
     num_params = None  # numbers per input value the decoder must output
+    takes_logits = False  # whether its parameters are unbounded (a sigmoid before it misreads)
+    takes_probabilities = False  # whether its parameters must lie in [0, 1]
 
     def __init__(self, event_ndims=3):
         self.event_ndims = int(event_ndims)
@@ -62,6 +64,7 @@ class BernoulliLikelihood(Likelihood):
 
     name = "bernoulli"
     num_params = 1
+    takes_logits = True
 
     def distribution(self, params):
         logits = as_float32(params[..., 0])
@@ -78,6 +81,35 @@ class BernoulliLikelihood(Likelihood):
 
     def mean(self, params):
         return tf.sigmoid(as_float32(params[..., 0]))
+
+
+class BernoulliProbabilitiesLikelihood(Likelihood):
+    """Binary values from probabilities (a decoder ending in a sigmoid, as
+    Keras' ``binary_crossentropy`` takes them by default):
+    ``p(x|z) = prod_i Bernoulli(x_i | p_i)``, ``p_i`` clipped to
+    ``[EPSILON, 1 - EPSILON]`` as Keras clips them (``keras.config.epsilon()``)."""
+
+    name = "bernoulli_probs"
+    num_params = 1
+    takes_probabilities = True
+    EPSILON = 1e-7
+
+    def _probs(self, params):
+        return tf.clip_by_value(as_float32(params[..., 0]), self.EPSILON, 1.0 - self.EPSILON)
+
+    def distribution(self, params):
+        return tfd.Independent(tfd.Bernoulli(probs=self._probs(params), dtype=tf.float32),
+                               self.event_ndims)
+
+    def log_prob(self, params, x):
+        """``sum_i x_i log p_i + (1 - x_i) log(1 - p_i)``."""
+        probs = self._probs(params)
+        x = tf.cast(x, tf.float32)
+        return tf.reduce_sum(x * tf.math.log(probs) + (1.0 - x) * tf.math.log1p(-probs),
+                             axis=list(range(-self.event_ndims, 0)))
+
+    def mean(self, params):
+        return self._probs(params)
 
 
 class ClampedBernoulliLikelihood(BernoulliLikelihood):
@@ -115,6 +147,7 @@ class DiscretizedLogisticLikelihood(Likelihood):
 
     name = "discretized_logistic"
     num_params = 2
+    takes_logits = True  # the mean goes through its own sigmoid
 
     def _loc_and_scale(self, params):
         params = as_float32(params)
@@ -182,8 +215,20 @@ class DistributionLikelihood(Likelihood):
         return keras.saving.serialize_keras_object(self.make_distribution)
 
 
+class DecoderDistribution(Likelihood):
+    """The decoder's own likelihood: a decoder that returns a ``tfd.Distribution``
+    over one input per latent (batch ``[B]``, event ``input_shape``) is p(x|z)."""
+
+    name = "decoder"
+
+    def distribution(self, params):
+        return params
+
+
 LIKELIHOODS = {
     "bernoulli": BernoulliLikelihood,
+    "bernoulli_probs": BernoulliProbabilitiesLikelihood,
+    "decoder": DecoderDistribution,
     "clamped_bernoulli": ClampedBernoulliLikelihood,
     "discretized_logistic": DiscretizedLogisticLikelihood,
     "gaussian": GaussianLikelihood,

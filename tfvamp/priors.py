@@ -30,6 +30,69 @@ def diagonal_gaussian(mean, log_variance):
     )
 
 
+def diagonal_parameters(posterior):
+    """``(mean, log_variance)`` (float32, ``[..., d]``) of a diagonal Gaussian
+    ``tfd.Normal``, ``tfd.Independent(tfd.Normal)`` or ``tfd.MultivariateNormalDiag``;
+    None for any other distribution."""
+    if (isinstance(posterior, tfd.Independent) and isinstance(posterior.distribution, tfd.Normal)
+            and posterior.event_shape.rank == 1):
+        posterior = posterior.distribution
+    if isinstance(posterior, tfd.Normal):
+        return as_float32(posterior.loc), 2.0 * tf.math.log(as_float32(posterior.scale))
+    if isinstance(posterior, tfd.MultivariateNormalDiag):
+        return (as_float32(posterior.loc),
+                2.0 * tf.math.log(tf.abs(as_float32(posterior.scale.diag_part()))))
+    return None
+
+
+def posterior_moments(posterior):
+    """Mean and log-variance (float32) of a posterior: a diagonal Gaussian's
+    parameters, or any other distribution's mean and log marginal variances."""
+    diagonal = diagonal_parameters(posterior)
+    if diagonal is not None:
+        return diagonal
+    return as_float32(posterior.mean()), tf.math.log(as_float32(posterior.variance()))
+
+
+def as_posterior(distribution):
+    """A posterior over latent vectors: a ``tfd.Normal`` of batch shape
+    ``[B, d]`` becomes ``Independent`` (event ``[d]``); any other distribution
+    must already have events ``[d]``."""
+    if isinstance(distribution, tfd.Normal):
+        return tfd.Independent(distribution, reinterpreted_batch_ndims=1)
+    return distribution
+
+
+def posterior_mixture(components, mixture_logits=None):
+    """``sum_k w_k q_k(z)`` over the K posteriors ``components`` (batch shape
+    ``[K]``, events ``[d]``), uniform weights unless ``mixture_logits``.
+
+    Diagonal Gaussians give the fast, float64-accurate ``DiagonalGaussianMixture``,
+    ``tfd.MultivariateNormalTriL`` the ``FullCovarianceGaussianMixture``; any
+    other family (a mixture, a Student-t, ...) a ``tfd.MixtureSameFamily`` of
+    the components as they are."""
+    diagonal = diagonal_parameters(components)
+    if diagonal is not None:
+        return DiagonalGaussianMixture(*diagonal, mixture_logits)
+    if type(components) is tfd.MultivariateNormalTriL:
+        return FullCovarianceGaussianMixture(components.loc, components.scale.to_dense(),
+                                             mixture_logits)
+    if mixture_logits is None:
+        mixture_logits = tf.zeros(components.batch_shape_tensor()[:1], components.dtype)
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=mixture_logits), components)
+
+
+def sample_components(mixture, components, seed=None):
+    """One draw from each chosen component (integer indices of any shape) of
+    a ``tfd.MixtureSameFamily``: shape ``components.shape + [latent_dim]``."""
+    if isinstance(mixture, DiagonalGaussianMixture):
+        return mixture.sample_components(components, seed=seed)
+    flat = tf.reshape(tf.cast(components, tf.int64), [-1])
+    draws = mixture.components_distribution.sample(tf.shape(flat)[:1], seed=seed)  # [M, K, d]
+    chosen = tf.gather(draws, flat, axis=1, batch_dims=1)  # [M, d]
+    return tf.reshape(chosen, tf.concat([tf.shape(components), tf.shape(chosen)[-1:]], 0))
+
+
 class DiagonalGaussianMixture(tfd.MixtureSameFamily):
     """``(1/K) sum_k N(z | loc_k, diag(exp(log_variance_k)))``: the one mixture
     density of the MoG prior and the VampPrior (paper, Eq. 9).
@@ -128,6 +191,64 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
         return tf.reshape(tf.reduce_logsumexp(log_joint, axis=-1), tf.shape(z)[:-1])
 
 
+class FullCovarianceGaussianMixture(tfd.MixtureSameFamily):
+    """``sum_k w_k N(z | loc_k, L_k L_k^T)``: the VampPrior over full-covariance
+    posteriors (an encoder returning ``tfd.MultivariateNormalTriL``).
+
+    A ``tfd.MixtureSameFamily`` of ``tfd.MultivariateNormalTriL(loc, scale_tril)``
+    (``[K, d]``, ``[K, d, d]``); only ``log_prob`` is its own. TFP's broadcasts
+    every latent against every component's triangular solve (``[N, K, d, d]``);
+    here the K inverses ``A_k = L_k^{-1}`` are formed once and the whitened
+    residuals ``A_k z - A_k loc_k`` of all latents and components are one
+    ``[N, d] x [d, K d]`` matmul, in float64 (as ``DiagonalGaussianMixture``),
+    only the quadratic forms rounded to float32.
+    """
+
+    def __init__(self, loc, scale_tril, mixture_logits=None, validate_args=False,
+                 allow_nan_stats=True, name="FullCovarianceGaussianMixture"):
+        parameters = dict(locals())
+        with tf.name_scope(name) as name:
+            self._loc = as_float32(loc)
+            self._scale_tril = as_float32(scale_tril)
+            if self._loc.shape.rank != 2 or self._scale_tril.shape.rank != 3:
+                raise ValueError(
+                    "loc and scale_tril must be [num_components, latent_dim] and [num_components, "
+                    f"latent_dim, latent_dim], got shapes {self._loc.shape} and "
+                    f"{self._scale_tril.shape}")
+            if mixture_logits is None:  # uniform weights, the paper's
+                mixture_logits = tf.zeros(tf.shape(self._loc)[:1], self._loc.dtype)
+            super().__init__(
+                tfd.Categorical(logits=as_float32(mixture_logits)),
+                tfd.MultivariateNormalTriL(self._loc, self._scale_tril),
+                validate_args=validate_args, allow_nan_stats=allow_nan_stats, name=name)
+        self._parameters = parameters
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict(loc=tfp.util.ParameterProperties(event_ndims=2),
+                    scale_tril=tfp.util.ParameterProperties(event_ndims=3),
+                    mixture_logits=tfp.util.ParameterProperties(event_ndims=1))
+
+    def _log_prob(self, z):
+        loc = tf.cast(self._loc, tf.float64)
+        scale_tril = tf.cast(self._scale_tril, tf.float64)
+        num_components, latent_dim = tf.shape(loc)[0], tf.shape(loc)[1]
+        inverse = tf.linalg.triangular_solve(
+            scale_tril, tf.eye(latent_dim, batch_shape=[num_components], dtype=tf.float64))
+        flat = tf.reshape(tf.cast(z, tf.float64), [-1, latent_dim])  # [N, d]
+        whitened = tf.matmul(flat, tf.reshape(tf.transpose(inverse, [2, 0, 1]),
+                                              [latent_dim, -1]))  # [N, K d]
+        residual = (tf.reshape(whitened, [-1, num_components, latent_dim])
+                    - tf.linalg.matvec(inverse, loc))  # [N, K, d]
+        quadratic = tf.cast(tf.reduce_sum(tf.square(residual), axis=-1), tf.float32)  # [N, K]
+        log_normalizer = (2.0 * tf.reduce_sum(tf.math.log(tf.abs(
+            tf.linalg.diag_part(self._scale_tril))), axis=-1)
+            + tf.math.log(2.0 * np.pi) * tf.cast(latent_dim, tf.float32))  # [K]
+        log_weights = tf.math.log_softmax(self.mixture_distribution.logits_parameter())
+        log_joint = -0.5 * (quadratic + log_normalizer) + log_weights
+        return tf.reshape(tf.reduce_logsumexp(log_joint, axis=-1), tf.shape(z)[:-1])
+
+
 class Prior(keras.layers.Layer):
     """Base class: a layer whose ``distribution()`` is the prior p(z).
 
@@ -195,7 +316,7 @@ class _MixturePrior(Prior):
         """One latent from each chosen component (integer indices of any
         shape), e.g. ``prior.sample_components(tf.fill([16], 3))``: 16 latents
         of what pseudo-input 3 encodes to."""
-        return self.distribution().sample_components(components, seed=seed)
+        return sample_components(self.distribution(), components, seed=seed)
 
     def get_config(self):
         config = super().get_config()
@@ -236,13 +357,22 @@ PSEUDO_INPUT_MAPS = {
 class VampPrior(_MixturePrior):
     """The VampPrior (paper, Eq. 9): ``p(z) = (1/K) sum_k q(z | u_k)``.
 
-    ``q`` is the model's own encoder: any callable (a Keras model, say) that
-    maps a batch ``[K, *input_shape]`` to the mean and log-variance of a
-    diagonal Gaussian, each ``[K, latent_dim]``. It is checked when the prior
-    is built, with an error naming what came back otherwise. The prior does
-    not own the encoder: its ``trainable_variables`` are its own parameters
-    only (the pseudo-inputs, and the mixture logits if ``learnable_weights``),
-    so every variable is trained once, however a model collects them.
+    ``q`` is the model's own encoder, the very object (never a copy): any
+    callable (a Keras model, say) that maps a batch ``[K, *input_shape]`` to
+    ``q(z|x)`` as users write it: the mean and log-variance of a diagonal
+    Gaussian (two outputs; more outputs, e.g. ``[z_mean, z_log_var, z]``, or a
+    dict, with the two found by name or chosen by ``posterior_outputs``; the
+    others are ignored), or a ``tfd.Distribution`` over ``[latent_dim]``.
+    Diagonal Gaussians (``Normal``, ``Independent(Normal)``,
+    ``MultivariateNormalDiag``) give the fast ``DiagonalGaussianMixture``,
+    full-covariance ``MultivariateNormalTriL`` the fast
+    ``FullCovarianceGaussianMixture``, any other family (a mixture, ...) a
+    ``tfd.MixtureSameFamily`` of the encoder's K distributions
+    (``posterior_mixture``). The encoder is checked when the prior is built,
+    with an error naming what came back otherwise. The prior does not own the
+    encoder: its ``trainable_variables`` are its own parameters only (the
+    pseudo-inputs, and the mixture logits if ``learnable_weights``), so every
+    variable is trained once, however a model collects them.
 
     The pseudo-inputs are ``pseudo_input_map(U)`` for a trainable ``K x D``
     matrix ``U``: ``"hardtanh"`` (the paper's, into [0, 1], for images),
@@ -275,6 +405,10 @@ class VampPrior(_MixturePrior):
         normalisation's moving statistics), True, or None (Keras' current
         phase, like the model's own call).
       seed: seed of the initialisation.
+      posterior_outputs: for an encoder with more than two outputs or a dict:
+        ``(mean, log_variance)``, their positions or names (dict keys, or a
+        functional model's output names); default: the outputs named like
+        ``z_mean`` and ``z_log_var`` (``MEAN_NAMES``, ``LOG_VARIANCE_NAMES``).
     """
 
     def __init__(
@@ -291,6 +425,7 @@ class VampPrior(_MixturePrior):
         pseudo_input_map="hardtanh",
         learnable_weights=False,
         encoder_training=False,
+        posterior_outputs=None,
         **kwargs,
     ):
         if isinstance(encoder, dict):  # from a saved config
@@ -300,8 +435,12 @@ class VampPrior(_MixturePrior):
         if not callable(encoder):
             raise TypeError(f"encoder must be callable (e.g. a Keras model), got {encoder!r}")
         pseudo_input_shape = tuple(int(d) for d in input_shape)
-        latent_dim = check_encoder(encoder, pseudo_input_shape, latent_dim)
+        posterior_outputs = None if posterior_outputs is None else tuple(posterior_outputs)
+        latent_dim, selection = check_encoder(encoder, pseudo_input_shape, latent_dim,
+                                              posterior_outputs)
         super().__init__(latent_dim, num_components, learnable_weights, **kwargs)
+        self.posterior_outputs = posterior_outputs
+        self._selection = selection
         self.pseudo_input_shape = pseudo_input_shape
         # Not an attribute Keras tracks: the encoder's weights are the model's.
         object.__setattr__(self, "_encoder", encoder)
@@ -334,16 +473,21 @@ class VampPrior(_MixturePrior):
         u = self._map(self.pseudo_inputs_raw)
         return tf.reshape(u, (self.num_components,) + self.pseudo_input_shape)
 
+    def posteriors(self):
+        """The K posteriors ``q(z|u_k)``: one distribution of batch shape ``[K]``."""
+        return encoder_posterior(self._encoder, self.pseudo_inputs(), self._selection,
+                                 self.encoder_training)
+
     def encode_pseudo_inputs(self):
-        """Mean and log-variance of ``q(z|u_k)`` for every k (float32, ``[K, latent_dim]``)."""
-        mean, log_variance = _call_encoder(self._encoder, self.pseudo_inputs(),
-                                           self.encoder_training)
-        return as_float32(mean), as_float32(log_variance)
+        """Mean and log-variance of ``q(z|u_k)`` for every k (float32, ``[K, latent_dim]``;
+        for a non-diagonal family, the log of its marginal variances)."""
+        return posterior_moments(self.posteriors())
 
     def distribution(self):
-        """``(1/K) sum_k q(z|u_k)`` (a ``DiagonalGaussianMixture``); encodes the K
-        pseudo-inputs, so call it once per step or evaluation."""
-        return DiagonalGaussianMixture(*self.encode_pseudo_inputs(), self.mixture_logits)
+        """``(1/K) sum_k q(z|u_k)`` (``posterior_mixture``: a ``DiagonalGaussianMixture``
+        for diagonal Gaussians); encodes the K pseudo-inputs, so call it once per
+        step or evaluation."""
+        return posterior_mixture(self.posteriors(), self.mixture_logits)
 
     def get_config(self):
         """The prior's settings and its encoder (within a model, Keras saves
@@ -359,6 +503,8 @@ class VampPrior(_MixturePrior):
             init_std=self.init_std,
             pseudo_input_map=pseudo_input_map,
             encoder_training=self.encoder_training,
+            posterior_outputs=(None if self.posterior_outputs is None
+                               else list(self.posterior_outputs)),
         )
         return config
 
@@ -369,31 +515,126 @@ def _call_encoder(encoder, x, training):
     return encoder(x)
 
 
-def check_encoder(encoder, input_shape, latent_dim=None):
-    """Checks that ``encoder`` maps inputs of ``input_shape`` to (mean,
-    log-variance), two ``[batch, latent_dim]`` tensors, and returns the latent
-    size; raises a ``ValueError`` saying what was expected and what came."""
+# Output names read as the mean and the log-variance when an encoder returns
+# more than two tensors or a dict (the Keras examples' ``z_mean``, ``z_log_var``).
+MEAN_NAMES = ("z_mean", "mean", "z_mu", "mu", "z_loc", "loc")
+LOG_VARIANCE_NAMES = ("z_log_var", "log_var", "z_logvar", "logvar", "z_log_variance",
+                      "log_variance")
+
+ENCODER_CONVENTIONS = (
+    "The encoder must return (mean, log_variance) of a diagonal Gaussian, each [batch, "
+    "latent_dim]: as two outputs, as more outputs or a dict with those two named "
+    f"(e.g. {MEAN_NAMES[0]!r}, {LOG_VARIANCE_NAMES[0]!r}) or chosen by "
+    "posterior_outputs=(mean, log_variance) (positions or names), or return q(z|x) as a "
+    "tfd.Distribution over [latent_dim]")
+
+
+def encoder_posterior(encoder, x, selection, training=None):
+    """``q(z|x)`` as a ``tfd.Distribution`` (batch ``[B]``, events ``[d]``):
+    the distribution the encoder returns (``selection`` None), or the diagonal
+    Gaussian of its outputs ``selection = (mean, log_variance)`` (positions or
+    dict keys, from ``check_encoder``); the encoder's other outputs are ignored."""
+    outputs = _call_encoder(encoder, x, training)
+    if selection is None:
+        return as_posterior(outputs)
+    return diagonal_gaussian(outputs[selection[0]], outputs[selection[1]])
+
+
+def _find_name(names, wanted):
+    lowered = [str(n).lower() for n in names]
+    for name in wanted:
+        if name in lowered:
+            return names[lowered.index(name)]
+    return None
+
+
+def _output_names(encoder):
+    try:
+        return list(encoder.output_names or [])
+    except (AttributeError, ValueError, TypeError):
+        return []
+
+
+def _selection(encoder, outputs, posterior_outputs):
+    """Where the mean and log-variance are in ``outputs``: a pair of positions
+    (a list/tuple) or keys (a dict), or None for a distribution."""
+    if isinstance(outputs, tfd.Distribution):
+        if posterior_outputs is not None:
+            raise ValueError("posterior_outputs chooses tensors among the encoder's outputs, "
+                             "but the encoder returns a distribution: leave it out")
+        return None
+    if isinstance(outputs, dict):
+        keys = list(outputs)
+        if posterior_outputs is not None:
+            missing = [k for k in posterior_outputs if k not in outputs]
+            if missing:
+                raise ValueError(f"posterior_outputs={tuple(posterior_outputs)}: the encoder "
+                                 f"returned a dict with keys {sorted(keys)}, without {missing}")
+            return tuple(posterior_outputs)
+        found = (_find_name(keys, MEAN_NAMES), _find_name(keys, LOG_VARIANCE_NAMES))
+        if None in found:
+            raise ValueError(f"{ENCODER_CONVENTIONS}; it returned a dict with keys {sorted(keys)}")
+        return found
+    if not isinstance(outputs, (tuple, list)):
+        raise ValueError(f"{ENCODER_CONVENTIONS}; it returned one tensor of shape "
+                         f"{tuple(outputs.shape)}")
+    shapes = [tuple(tf.convert_to_tensor(o).shape) for o in outputs]
+    names = _output_names(encoder)
+    if posterior_outputs is not None:
+        positions = []
+        for key in posterior_outputs:
+            if isinstance(key, str):
+                if key not in names:
+                    raise ValueError(f"posterior_outputs={tuple(posterior_outputs)}: the "
+                                     f"encoder's outputs are named {names}")
+                key = names.index(key)
+            if not 0 <= int(key) < len(outputs):
+                raise ValueError(f"posterior_outputs={tuple(posterior_outputs)}: the encoder "
+                                 f"returned {len(outputs)} outputs")
+            positions.append(int(key))
+        return tuple(positions)
+    if len(outputs) == 2:
+        return 0, 1
+    if len(names) == len(outputs):
+        found = (_find_name(names, MEAN_NAMES), _find_name(names, LOG_VARIANCE_NAMES))
+        if None not in found:
+            return tuple(names.index(n) for n in found)
+    named = f" named {names}" if len(names) == len(outputs) else ""
+    raise ValueError(f"{ENCODER_CONVENTIONS}; it returned {len(outputs)} outputs{named} of "
+                     f"shapes {shapes}")
+
+
+def check_encoder(encoder, input_shape, latent_dim=None, posterior_outputs=None):
+    """Checks that ``encoder`` maps inputs of ``input_shape`` to a posterior
+    ``q(z|x)`` over latent vectors, in one of the conventions of
+    ``ENCODER_CONVENTIONS``; returns ``(latent_dim, selection)`` (``selection``
+    for ``encoder_posterior``) or raises a ``ValueError`` saying what was
+    expected and what came."""
     probe = tf.zeros((1,) + tuple(input_shape))
     try:
         outputs = _call_encoder(encoder, probe, False)
     except Exception as error:
         raise ValueError(f"The encoder failed on an input of shape {tuple(probe.shape)} "
                          f"(1 x input_shape {tuple(input_shape)}): {error}") from error
-    expected = ("The encoder must return (mean, log_variance): two tensors of shape "
-                "[batch, latent_dim]")
-    if isinstance(outputs, dict):
-        raise ValueError(f"{expected}; it returned a dict with keys {sorted(outputs)}")
-    if not isinstance(outputs, (tuple, list)):
-        raise ValueError(f"{expected}; it returned one tensor of shape {tuple(outputs.shape)}")
-    shapes = [tuple(tf.convert_to_tensor(o).shape) for o in outputs]
-    if len(outputs) != 2:
-        raise ValueError(f"{expected}; it returned {len(outputs)} outputs of shapes {shapes}")
-    if any(len(shape) != 2 or shape[0] != 1 for shape in shapes) or shapes[0] != shapes[1]:
-        raise ValueError(f"{expected}; for 1 input it returned shapes {shapes[0]} and {shapes[1]}")
-    size = shapes[0][1]
+    selection = _selection(encoder, outputs, posterior_outputs)
+    if selection is None:
+        posterior = as_posterior(outputs)
+        batch, event = tuple(posterior.batch_shape), tuple(posterior.event_shape)
+        if batch != (1,) or len(event) != 1:
+            raise ValueError(f"{ENCODER_CONVENTIONS}; for 1 input it returned a "
+                             f"{type(outputs).__name__} of batch shape {batch} and event shape "
+                             f"{event}, not batch (1,) and event (latent_dim,)")
+        size = event[0]
+    else:
+        shapes = [tuple(tf.convert_to_tensor(outputs[k]).shape) for k in selection]
+        if any(len(shape) != 2 or shape[0] != 1 for shape in shapes) or shapes[0] != shapes[1]:
+            raise ValueError(f"{ENCODER_CONVENTIONS}; for 1 input the mean and log-variance "
+                             f"(outputs {selection[0]!r}, {selection[1]!r}) have shapes "
+                             f"{shapes[0]} and {shapes[1]}")
+        size = shapes[0][1]
     if latent_dim is not None and int(latent_dim) != size:
         raise ValueError(f"latent_dim={latent_dim}, but the encoder returns latents of size {size}")
-    return size
+    return size, selection
 
 
 def _pseudo_input_map(pseudo_input_map):
@@ -431,7 +672,7 @@ PRIORS = ("standard", "mog", "vamp")
 
 
 def make_prior(name, latent_dim, num_components=500, encoder=None, input_shape=None,
-               init_mean=0.05, init_std=0.01, init_data=None, seed=None):
+               init_mean=0.05, init_std=0.01, init_data=None, seed=None, posterior_outputs=None):
     """Builds the prior called ``name`` (one of ``PRIORS``) over ``latent_dim``
     latents, with the paper's settings.
 
@@ -444,5 +685,6 @@ def make_prior(name, latent_dim, num_components=500, encoder=None, input_shape=N
         return MixtureOfGaussiansPrior(latent_dim, num_components, name="prior")
     if name == "vamp":
         return VampPrior(encoder, input_shape, latent_dim, num_components, init_mean,
-                         init_std, init_data=init_data, seed=seed, name="prior")
+                         init_std, init_data=init_data, seed=seed,
+                         posterior_outputs=posterior_outputs, name="prior")
     raise ValueError(f"Unknown prior {name!r}; valid: {list(PRIORS)}")

@@ -6,12 +6,16 @@ and implement ``log_terms`` (the paper's densities at S posterior samples),
 ``encode``, ``decode`` and ``generate_from_top``.
 """
 import contextlib
+import math
+import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvamp import objectives
+from tfvamp.callbacks import NonFiniteInputError, StopOnNonFiniteLoss
 from tfvamp.layers import kernel_initializer_scope
 from tfvamp.likelihoods import get_likelihood
 from tfvamp.priors import Prior, VampPrior, make_prior
@@ -50,9 +54,20 @@ class LatentVariableModel(keras.Model):
         ``"glorot_uniform"`` (Keras' default) or ``"he_normal"`` (the authors'
         ``he_init``), or any Keras initializer name. Convolutions keep Keras'
         default, as the authors' convolutions keep PyTorch's.
+
+    Inputs are checked (``check_inputs``, on by default): ``fit``,
+    ``evaluate``, ``log_likelihood``, ``reconstruct`` and the ELBO raise one
+    ``ValueError`` for inputs not of shape ``[batch, *input_shape]`` (a
+    static check, free in a compiled step), and ``fit`` raises a
+    ``NonFiniteInputError`` naming the first batch with a NaN or infinity
+    before that batch is trained on (arrays are checked before training,
+    a ``tf.data.Dataset`` as it yields each batch). ``fit`` also stops at a
+    non-finite loss with a ``NonFiniteLossError`` unless given a
+    ``StopOnNonFiniteLoss`` callback of its own.
     """
 
     rows_per_chunk = 1000
+    check_inputs = True
     # Whether trainers XLA-compile the train step unless told: on CPU it was
     # faster for the dense models and slower for the convolutional ones (bench/).
     xla_train_step = True
@@ -117,10 +132,11 @@ class LatentVariableModel(keras.Model):
         with dtype_policy_scope(self.precision), kernel_initializer_scope(self.kernel_initializer):
             yield
 
-    def build_prior(self, encoder, init_data=None):
+    def build_prior(self, encoder, init_data=None, posterior_outputs=None):
         """The prior layer of the top latent: the one given to the constructor
         (a VampPrior must use ``encoder``; a saved one is rebuilt on it), or
-        the one its name says, built on ``encoder``."""
+        the one its name says, built on ``encoder`` (which the VampPrior reads
+        through ``posterior_outputs``)."""
         prior = self._prior_argument
         if isinstance(prior, dict):  # a saved prior: rebuilt on this model's encoder
             if "encoder" in prior["config"]:
@@ -138,6 +154,7 @@ class LatentVariableModel(keras.Model):
             prior, self.latent_dim, self.num_components, encoder=encoder,
             input_shape=self.image_shape, init_mean=self.pseudo_inputs_init_mean,
             init_std=self.pseudo_inputs_init_std, init_data=init_data, seed=self.seed,
+            posterior_outputs=posterior_outputs,
         )
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
@@ -190,14 +207,86 @@ class LatentVariableModel(keras.Model):
         pseudo-inputs, so call it once per step or evaluation."""
         return self.prior.distribution()
 
+    def check_input_shape(self, x):
+        """Raises a ``ValueError`` unless ``x`` has shape ``[batch, *input_shape]``
+        (read from the static shape: nothing runs in a traced step)."""
+        if not self.check_inputs:
+            return
+        shape = tf.TensorShape(x.shape if hasattr(x, "shape") else np.shape(x))
+        expected = (None,) + self.image_shape
+        if not shape.is_compatible_with(expected):
+            got = tuple(shape.as_list()) if shape.rank is not None else shape
+            raise ValueError(f"{self.name} takes inputs of shape [batch, *input_shape] = "
+                             f"{expected}; got shape {got}")
+
     def call(self, x, training=False):
         """The negative ELBO per image with beta = 1."""
+        self.check_input_shape(x)
         terms = self.log_terms(x, self.prior_distribution(), training=training)
         return objectives.negative_elbo(terms).loss
 
     def elbo_terms(self, x, beta=1.0, num_samples=1, training=False):
+        """``ElboTerms`` (each ``[B]``) of the negative ELBO with ``beta`` and S samples."""
+        self.check_input_shape(x)
         terms = self.log_terms(x, self.prior_distribution(), num_samples, training=training)
         return objectives.negative_elbo(terms, beta)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Keras' ``fit``, with the training data checked (``check_inputs``):
+        its shape, and no NaN or infinity (``NonFiniteInputError`` naming the
+        first bad batch, raised before that batch is trained on); and, unless
+        ``callbacks`` has a ``StopOnNonFiniteLoss``, training stops at the
+        first non-finite loss with a ``NonFiniteLossError``."""
+        callbacks = list(callbacks or [])
+        if self.check_inputs:
+            x = self._checked_training_data(x, batch_size)
+            if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
+                callbacks.append(StopOnNonFiniteLoss(raise_error=True))
+        try:
+            return super().fit(
+                x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                validation_split=validation_split, validation_data=validation_data,
+                shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
+                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps, validation_batch_size=validation_batch_size,
+                validation_freq=validation_freq)
+        except tf.errors.InvalidArgumentError as error:
+            found = re.search(re.escape(_NON_FINITE_BATCH) + r"\]\s*\[(\d+)\]", str(error))
+            if found is None:
+                raise
+            raise NonFiniteInputError(
+                f"The training data has a NaN or infinity in batch {found.group(1)} (counted "
+                "from 1 over all epochs of this fit); training stopped before that batch") from None
+
+    def _checked_training_data(self, x, batch_size):
+        """``x`` checked: a ``tf.data.Dataset``'s element shape now and each
+        batch's values as it is yielded (the check runs in the input
+        pipeline); an array's shape and values now."""
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            images = spec[0] if isinstance(spec, (tuple, list)) else spec
+            if not isinstance(images, tf.TensorSpec):
+                return x
+            self.check_input_shape(images)
+            if not images.dtype.is_floating:
+                return x
+            return x.enumerate().map(_assert_finite_batch)
+        if x is None or isinstance(x, dict) or not hasattr(x, "shape"):
+            return x  # generators, PyDatasets: the loss check still stops training
+        self.check_input_shape(x)
+        values = np.asarray(x)
+        if np.issubdtype(values.dtype, np.floating):
+            bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+            if bad.size:
+                size = batch_size or 32
+                raise NonFiniteInputError(
+                    f"The training data has a NaN or infinity in row {bad[0]} of x (batch "
+                    f"{bad[0] // size + 1} of {math.ceil(len(values) / size)} at batch_size="
+                    f"{size}, before shuffling; {bad.size} rows in all); nothing was trained")
+        return x
 
     def train_step(self, data):
         """One Adam step on the batch-mean negative ELBO with the current beta.
@@ -208,6 +297,7 @@ class LatentVariableModel(keras.Model):
         2 replicas then compute the same loss and gradients as 1.
         """
         x = _images(data)
+        self.check_input_shape(x)
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, beta=self.beta, training=True)
             loss = tf.reduce_sum(terms.loss) / _global_batch_size(terms.loss)
@@ -223,6 +313,7 @@ class LatentVariableModel(keras.Model):
         ``ImageDataset.pipeline(split, batch_size=None)``) is evaluated in
         chunks of ``rows_per_chunk`` images, so memory stays bounded.
         """
+        self.check_input_shape(_images(data))
         prior = self.prior_distribution()
         terms = _negative_elbo_in_chunks(lambda x: self.log_terms(x, prior), _images(data),
                                          self.rows_per_chunk)
@@ -255,6 +346,7 @@ class LatentVariableModel(keras.Model):
         pseudo-inputs across batches. ``chunk_size`` samples are drawn at a
         time (default: ``rows_per_chunk / batch size``).
         """
+        self.check_input_shape(x)
         prior = self.prior_distribution() if prior is None else prior
         if chunk_size is None:
             chunk_size = default_chunk_size(tf.shape(x)[0], self.rows_per_chunk)
@@ -273,6 +365,7 @@ class LatentVariableModel(keras.Model):
 
     def reconstruct(self, x):
         """Image means decoded from the posterior mean of ``x``."""
+        self.check_input_shape(x)
         mean, _ = self.encode(x)
         return self.decode(mean)
 
@@ -362,6 +455,16 @@ def _negative_elbo_in_chunks(log_terms_fn, x, chunk_size):
     if whole < n:
         terms = [tf.concat([a, b], 0) for a, b in zip(terms, elbo(x[whole:]))]
     return objectives.ElboTerms(*terms)
+
+
+_NON_FINITE_BATCH = "tfvamp: a NaN or infinity in the training data, batch"
+
+
+def _assert_finite_batch(index, data):
+    """``data`` (one batch, the ``index``-th), after asserting that its inputs are finite."""
+    finite = tf.reduce_all(tf.math.is_finite(_images(data)))
+    with tf.control_dependencies([tf.debugging.Assert(finite, [_NON_FINITE_BATCH, index + 1])]):
+        return tf.nest.map_structure(tf.identity, data)
 
 
 def _images(data):

@@ -29,14 +29,41 @@ class HVAE(LatentVariableModel):
 
     ``sample`` draws ``z2 ~ p(z2)``, ``z1 ~ p(z1|z2)`` and returns the mean of
     ``p(x|z1,z2)``; ``decode(z2)`` uses the mean of ``p(z1|z2)`` instead.
+
+    Args:
+      input_shape: shape of one image ``(H, W, C)``.
+      conv_filters: width of the convolutional parts (convHVAE, PixelHVAE).
+      likelihood: ``"bernoulli"``, ``"discretized_logistic"``, ... (``LatentVariableModel``).
+      prior: ``"standard"``, ``"mog"`` or ``"vamp"`` (on ``z2``), or a prior layer.
+      latent_dim: size of z1 and of z2 (40 in the paper).
+      hidden_units: width of the gated layers (300 in the paper).
+      num_components: K, for the MoG prior and the VampPrior.
+      pseudo_inputs_init_mean: mean of the pseudo-inputs' ``N(mean, std)`` initialisation.
+      pseudo_inputs_init_std: its standard deviation.
+      pseudo_inputs_init_data: optional training images to initialise them from.
+      seed: seed of the model's sampling.
+      precision: ``"float32"`` or ``"bfloat16"``.
+      kernel_initializer: initializer of the Dense kernels.
+      **kwargs: Keras' ``Model`` arguments (``name``, ...).
     """
 
     build_parts = staticmethod(networks.mlp_hvae_parts)
 
-    def __init__(self, input_shape, conv_filters=64, **kwargs):
-        init_data = kwargs.pop("pseudo_inputs_init_data", None)
-        super().__init__(input_shape, **kwargs)
+    def __init__(self, input_shape, conv_filters=64, likelihood="bernoulli", prior="vamp",
+                 latent_dim=40, hidden_units=300, num_components=500,
+                 pseudo_inputs_init_mean=0.05, pseudo_inputs_init_std=0.01,
+                 pseudo_inputs_init_data=None, seed=None, precision=None,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        init_data = pseudo_inputs_init_data
+        super().__init__(input_shape, likelihood=likelihood, prior=prior, latent_dim=latent_dim,
+                         hidden_units=hidden_units, num_components=num_components,
+                         pseudo_inputs_init_mean=pseudo_inputs_init_mean,
+                         pseudo_inputs_init_std=pseudo_inputs_init_std, seed=seed,
+                         precision=precision, kernel_initializer=kernel_initializer, **kwargs)
         self.conv_filters = int(conv_filters)
+        if self.likelihood.takes_probabilities or self.likelihood.num_params is None:
+            raise ValueError(f"The {type(self).__name__}'s networks return logits and "
+                             f"parameters: the {self.likelihood.name} likelihood does not fit them")
         with self.network_scope():
             parts = self.build_parts(self.image_shape, self.latent_dim,
                                      self.likelihood.num_params, self.hidden_units,
