@@ -103,7 +103,7 @@ def main(output_dir="tabular_vampprior", max_epochs=1000, num_samples=5000):
           f"{restored.prior.encoder is restored.encoder}")
     export_path = os.path.join(output_dir, "serving", "1")
     if not os.path.exists(export_path):
-        vamp.export(export_path, verbose=False)
+        tfvamp.export.save_serving_model(vamp, export_path)
     print(f"exported {export_path} for TensorFlow Serving")
     return results
 

@@ -276,7 +276,7 @@ def test_functional_models_with_a_prior_layer_round_trip(tmp_path):
 def test_model_export_writes_the_serving_signatures(tmp_path):
     model = byo_vector_model()
     path = str(tmp_path / "served")
-    assert model.export(path, verbose=False) == path
+    assert tfvamp.export.save_serving_model(model, path) == path
     loaded = tf.saved_model.load(path)
     assert {"serving_default", "encode", "decode", "sample", "log_prob", "reconstruct"} <= set(
         loaded.signatures)
@@ -284,5 +284,28 @@ def test_model_export_writes_the_serving_signatures(tmp_path):
     encoded = loaded.signatures["encode"](images=x)
     np.testing.assert_allclose(encoded["mean"].numpy(), model.encode(x)[0].numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(FileExistsError):
-        model.export(path, verbose=False)
+        tfvamp.export.save_serving_model(model, path)
     assert os.path.exists(os.path.join(path, "assets.extra", "tfvamp_model.json"))
+
+
+def test_lower_layers_never_import_higher_ones():
+    """The models, priors, likelihoods and objectives import neither the export, the serving
+    client nor the trainers (read from the sources, imports inside functions too)."""
+    import ast
+
+    higher = ("tfvamp.export", "tfvamp.serving", "trainers")
+    package = os.path.dirname(tfvamp.__file__)
+    lower = [os.path.join(package, "models", name) for name in os.listdir(os.path.join(package, "models"))
+             if name.endswith(".py")]
+    lower += [os.path.join(package, f"{name}.py") for name in
+              ("priors", "likelihoods", "objectives", "layers", "callbacks", "evaluation")]
+    offending = []
+    for path in lower:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offending += [f"{os.path.relpath(path, package)} imports {name}" for name in names
+                          if name.startswith(higher)]
+    assert not offending, offending

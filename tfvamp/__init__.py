@@ -11,6 +11,7 @@ model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # yo
 ```
 """
 from tfvamp import datasets  # registers the TFDS builders
+from tfvamp import export  # the SavedModel for TF Serving (it depends on the models, not they on it)
 from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
                               StopOnNonFiniteLoss, warmup_beta)
 from tfvamp.evaluation import evaluate
@@ -64,6 +65,7 @@ __all__ = [
     "datasets",
     "diagonal_gaussian",
     "evaluate",
+    "export",
     "get_likelihood",
     "importance_sampled_log_likelihood",
     "log_importance_weights",

@@ -3,7 +3,7 @@
 ``export_model`` writes ``EXPORT_DIR/<model_name>/<version>/`` (tag ``serve``),
 the layout TensorFlow Serving watches. Its signatures, with plain named
 tensors in and out, are the contract a client codes against; they are listed
-in ``tfvamp.serving.SIGNATURES`` and in the README:
+in ``tfvamp.serving.SIGNATURES`` and in the serving guide:
 
 * ``serving_default``: ``images`` -> ``log_likelihood`` (importance sampling
   with ``DEFAULT_NUM_SAMPLES`` samples, paper Sec. 5) and ``elbo`` (one
@@ -195,8 +195,9 @@ def export_model(model, export_dir, model_name=None, version=None):
 
 def save_serving_model(model, path):
     """Saves ``model``'s serving signatures as a SavedModel at ``path`` (a
-    directory that must not exist), written beside it and renamed into place;
-    ``model.export(path)`` does this. Returns ``path``."""
+    directory that must not exist), written beside it and renamed into place.
+    Returns ``path``. (Keras' own ``model.export(path)`` writes Keras'
+    ``serve`` endpoint instead, without these signatures.)"""
     if os.path.exists(path):
         raise FileExistsError(f"{path} already exists: export to a new directory")
     model_key = registry_name(model)

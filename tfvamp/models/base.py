@@ -157,20 +157,6 @@ class LatentVariableModel(keras.Model):
             posterior_outputs=posterior_outputs,
         )
 
-    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
-               **kwargs):
-        """Keras' ``export``; as a ``"tf_saved_model"`` (the default), a
-        SavedModel with the serving signatures of ``tfvamp.export`` (log
-        p(x), ELBO, encode, decode, reconstruct, sample) at ``filepath``."""
-        if format != "tf_saved_model":
-            return super().export(filepath, format, verbose, input_signature, **kwargs)
-        from tfvamp.export import save_serving_model
-
-        save_serving_model(self, filepath)
-        if verbose or verbose is None:
-            print(f"Saved the serving signatures of {self.name} to {filepath}")
-        return filepath
-
     # -- what a model must provide -------------------------------------------
     def log_terms(self, x, prior, num_samples=1, training=False):
         """``LogTerms`` (each ``[S, B]``) of ``S = num_samples`` posterior samples,
