@@ -1,8 +1,10 @@
 """What ``trainers.train`` and ``trainers.evaluate`` share: building the model
 of a run from its flags, the run's files, and the results table."""
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -74,14 +76,35 @@ def checkpoint_dir(output_dir):
     return os.path.join(output_dir, "checkpoints")
 
 
-def write_json_atomic(path, value):
-    """Writes ``value`` as JSON to ``path`` via a temporary file and a rename."""
+def write_file_atomic(path, write, mode="wb"):
+    """Calls ``write(f)`` on a temporary file beside ``path`` and renames it to
+    ``path`` once written and synced: a failed write (a full disk) leaves the
+    file that was at ``path`` as it was, and no temporary behind."""
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as f:
-        json.dump(value, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def write_json_atomic(path, value):
+    """Writes ``value`` as JSON to ``path`` as ``write_file_atomic`` does."""
+    write_file_atomic(path, lambda f: json.dump(value, f, indent=2), mode="w")
+
+
+def keep_copy(path, copy):
+    """Makes ``copy`` a second name of the file ``path`` (a copy where links are not supported)."""
+    try:
+        os.link(path, copy)
+    except OSError:
+        with open(path, "rb") as source:
+            write_file_atomic(copy, lambda f: shutil.copyfileobj(source, f))
 
 
 def read_config(output_dir):
