@@ -292,6 +292,7 @@ def _main_with_one_line_errors(main):
         except Exception as error:  # noqa: BLE001 (every failure: one line)
             if show_traceback():
                 raise
+            logging.set_verbosity(logging.ERROR)  # TensorFlow's warnings as its objects go
             sys.exit(error_line(error))
     return wrapped
 

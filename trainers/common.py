@@ -130,6 +130,20 @@ def check_same_model(saved, config, output_dir):
                          "Use another --output_dir, or the run's own flags to resume it.")
 
 
+def another_models_checkpoint(error, output_dir):
+    """``RunMismatchError`` if ``error``, raised restoring a checkpoint of
+    ``output_dir``, says it holds another model's variables than its
+    ``config.json`` describes; ``None`` for any other error."""
+    text = str(error)
+    if not (isinstance(error, ValueError) and "when attempting to restore variable" in text
+            or isinstance(error, AssertionError) and "checkpoint" in text.lower()):
+        return None
+    return RunMismatchError(
+        f"the checkpoints in {output_dir} do not fit the model its config.json describes "
+        f"({text.splitlines()[0][:200]}): they are another model's. Use the config.json that "
+        "came with them, or another --output_dir.")
+
+
 def finished_run_message(config):
     """If ``config["output_dir"]`` holds a finished run (its ``results.json``),
     what to tell the user; ``None`` otherwise. Raises ``RunMismatchError`` if

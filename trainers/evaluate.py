@@ -80,9 +80,12 @@ def main(argv):
     with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
         cli.choose_onednn(config["model"], config["precision"])
         cli.import_tensorflow()
-        results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
-                               progress=common.ProgressLine("Test log-likelihood by importance sampling",
-                                                            "images"))
+        try:
+            results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size,
+                                   FLAGS.data_dir, progress=common.ProgressLine(
+                                       "Test log-likelihood by importance sampling", "images"))
+        except (ValueError, AssertionError) as error:
+            raise common.another_models_checkpoint(error, FLAGS.output_dir) or error
         path = write_evaluation(FLAGS.output_dir, results)
     config = results["config"]
     print(common.results_table([

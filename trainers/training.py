@@ -107,7 +107,10 @@ class Trainer:
                                                  warmup_epochs=config["warmup_epochs"])
         self.checkpoint = TrainingCheckpoint(common.checkpoint_dir(write_dir), self.model,
                                              self.early_stopping, self.guard)
-        self.initial_epoch = self.checkpoint.restore(common.checkpoint_dir(config["output_dir"]))
+        try:
+            self.initial_epoch = self.checkpoint.restore(common.checkpoint_dir(config["output_dir"]))
+        except (ValueError, AssertionError) as error:
+            raise common.another_models_checkpoint(error, config["output_dir"]) or error
 
     @property
     def done(self):
