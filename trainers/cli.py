@@ -269,6 +269,9 @@ def error_line(error):
             return f"Error: TensorFlow could not write a file ({text}): free some space and {RETRY}."
         if re.search(r"Permission denied|Read-only file system", text):
             return f"Error: TensorFlow could not write a file ({text}): check the permissions."
+        if type(error).__name__ == "DataLossError":
+            return (f"Error: a file TensorFlow read is corrupt or truncated ({text}); restore it "
+                    "from a copy (a run resumes from checkpoints/state only when its files are whole).")
         return f"Error: TensorFlow: {text}"
     if type(error).__module__.split(".")[0] in ("tfvamp", "trainers"):
         return f"Error: {' '.join(text.split())}"

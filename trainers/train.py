@@ -15,7 +15,8 @@ Only one program at a time uses an ``OUTPUT_DIR`` (``trainers.run_lock``): a
 second one exits at once, naming the first. Ctrl-C or SIGTERM stops training
 after the current step, keeps the checkpoint of the last completed epoch and
 prints the command that goes on (exit status 130 / 143). Re-running the same
-command on an unfinished run resumes it after the last completed epoch. A finished run (``results.json`` written) is left untouched:
+command on an unfinished run resumes it after the last completed epoch. A
+finished run (``results.json`` written) is left untouched:
 ``trainers.evaluate`` re-evaluates it into a file of its own, and
 ``--replace_results`` trains on (up to ``--epochs``) and replaces the results,
 keeping the old ``results.json`` beside them.
