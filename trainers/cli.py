@@ -239,7 +239,8 @@ def show_traceback():
     return verbosity_given() or os.environ.get("TFVAMP_TRACEBACK", "") not in ("", "0")
 
 
-RETRY = "run the same command again: every file is written whole or not at all, so nothing written before is lost"
+RETRY = ("run the same command again: every file is written whole or not at all, so nothing "
+         "written before is lost")
 
 
 def _os_error_line(error):

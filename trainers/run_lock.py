@@ -72,14 +72,22 @@ def _open_locked(path):
 @contextlib.contextmanager
 def hold(output_dir, program, create=False):
     """Holds the lock of ``output_dir`` for the ``with`` block (made first if
-    ``create``; else it must exist). Raises ``RunLockedError`` if another
-    process holds it, ``OSError`` if the directory cannot be made or written."""
-    if create:
-        os.makedirs(output_dir, exist_ok=True)
-    elif not os.path.isdir(output_dir):
+    ``create``, and removed again if still empty at the end; else it must
+    exist). Raises ``RunLockedError`` if another process holds it, ``OSError``
+    if the directory cannot be made or written."""
+    created = create and not os.path.isdir(output_dir)
+    if not create and not os.path.isdir(output_dir):
         raise FileNotFoundError(errno.ENOENT, "No such run directory", output_dir)
     path = os.path.join(output_dir, LOCK_FILE)
-    fd = _open_locked(path)
+    for attempt in range(3):
+        if create:
+            os.makedirs(output_dir, exist_ok=True)
+        try:
+            fd = _open_locked(path)
+            break
+        except FileNotFoundError:
+            if not create or attempt == 2:
+                raise  # else: removed by a holder that made it and wrote nothing; make it again
     if fd is None:
         print(f"Warning: the filesystem of {output_dir} does not support locks: nothing stops a "
               "second program from using it at the same time.", file=sys.stderr, flush=True)
@@ -96,5 +104,7 @@ def hold(output_dir, program, create=False):
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)  # before unlocking: a waiter then locks a fresh file
+            if created:
+                os.rmdir(output_dir)  # made for nothing (a failure before the run wrote): not left behind
         os.close(fd)
 
