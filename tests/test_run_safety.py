@@ -379,3 +379,26 @@ def test_a_failed_checkpoint_or_figure_write_keeps_the_previous_one(tmp_path):
     with _small_files(1024), pytest.raises(OSError):
         figures.plot_log_likelihood_histogram(np.linspace(-200, -90, 50), str(figure))
     assert figure.read_bytes() == png and os.listdir(figure.parent) == ["hist.png"]
+
+
+def test_a_failed_export_leaves_no_version_and_the_previous_one_intact(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from tfvamp import export, models
+
+    model = models.build_model("vae", input_shape=(28, 28, 1), prior="standard", latent_dim=2,
+                               hidden_units=4, seed=0)
+    first = export.export_model(model, str(tmp_path))
+    files = {p: p.read_bytes() for p in (tmp_path / "vae").rglob("*") if p.is_file()}
+    save = tf.saved_model.save
+
+    def full_disk(module, path, signatures=None):
+        save(module, path, signatures=signatures)  # written, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device", os.path.join(path, "assets.extra"))
+
+    monkeypatch.setattr(tf.saved_model, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        export.export_model(model, str(tmp_path))
+    assert os.listdir(tmp_path / "vae") == ["1"]  # neither a version 2 nor its staging folder
+    assert {p: p.read_bytes() for p in (tmp_path / "vae").rglob("*") if p.is_file()} == files
+    assert export.load_model(first) is not None
