@@ -64,20 +64,21 @@ class ImageDataset:
         dynamic binarisation its draws, depends on ``seed`` and the epoch
         alone: a run resumed after epoch k trains on the batches an
         uninterrupted run trains on from epoch k + 1."""
-        with tf.device("/CPU:0"):  # a variable: gathering from a captured constant copies it every batch
+        # A variable: gathering from a captured constant would copy the whole set every batch.
+        with tf.device("/CPU:0"):
             images = tf.Variable(self.train, trainable=False, name=f"{self.name}_train_images")
-        steps = self.steps_per_epoch(batch_size)
+        seed = tf.cast(seed, tf.int64)
 
-        def epoch_order(epoch):
-            keys = tf.random.stateless_uniform([len(self.train)], seed=tf.stack([tf.cast(seed, tf.int64), -1 - epoch]))
+        def epoch_order(epoch):  # stateless seeds (seed, -1 - epoch) for the order, (seed, step) the draws
+            keys = tf.random.stateless_uniform([len(self.train)], seed=tf.stack([seed, -1 - epoch]))
             return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).batch(batch_size)
 
         batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_order)
-        batches = batches.enumerate(start=first_epoch * steps)  # the global step, for the draws
+        batches = batches.enumerate(start=first_epoch * self.steps_per_epoch(batch_size))
         if self.dynamic_binarization:
             def batch(step, indices):
                 probabilities = tf.gather(images, indices)
-                draws = tf.random.stateless_uniform(tf.shape(probabilities), seed=tf.stack([tf.cast(seed, tf.int64), step]))
+                draws = tf.random.stateless_uniform(tf.shape(probabilities), seed=tf.stack([seed, step]))
                 return tf.cast(draws < probabilities, probabilities.dtype)
         else:
             def batch(step, indices):
