@@ -73,7 +73,9 @@ def _wait_for_lock(output_dir, process, timeout=60):
 @pytest.fixture(scope="module")
 def contested_run(tmp_path_factory):
     """A tiny uninterrupted run, and a second trainers.train on its directory
-    started while it runs: the two results and the directory."""
+    started while the first holds the lock: the directory, the first's PID,
+    the holder its lock file recorded, the second's completed process and the
+    first's stdout."""
     output_dir = tmp_path_factory.mktemp("contested") / "run"
     first = start("trainers.train", *TINY_FLAGS, f"--output_dir={output_dir}")
     try:

@@ -163,13 +163,10 @@ class StopAtSafePoint(keras.callbacks.Callback):
         self.checkpoint, self.steps_per_epoch = checkpoint, steps_per_epoch
         self.epoch = 0
 
-    def _saved(self):
-        return len(self.checkpoint.history)
-
     def _stop(self, where):
         signum = cli.pending_interrupt()
         name = signal.Signals(signum).name
-        saved = self._saved()
+        saved = len(self.checkpoint.history)  # the epochs completed and saved
         go_on = (f"the checkpoint after epoch {saved} is kept. To resume after it: " if saved
                  else "no epoch was completed yet. To start again: ")
         raise cli.Interrupted(signum, f"Interrupted by {name} {where}; {go_on}{cli.command_line()}")
