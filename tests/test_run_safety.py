@@ -165,7 +165,7 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_what_was_written(tmp_
     assert not list((tmp_path / "run").rglob("*.tmp-*"))
 
 
-def test_evaluate_on_truncated_data_and_another_models_run_are_one_line(contested_run, tmp_path):
+def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint_is_one_line(contested_run, tmp_path):
     output_dir = contested_run[0]
     data = tmp_path / "data" / "caltech101_silhouettes"
     data.mkdir(parents=True)
@@ -183,7 +183,14 @@ def test_evaluate_on_truncated_data_and_another_models_run_are_one_line(conteste
     config = json.loads((other / "config.json").read_text())
     common.write_json_atomic(str(other / "config.json"), {**config, "hidden_units": 32})
     completed = run("trainers.evaluate", f"--output_dir={other}")
-    assert_one_line_error(completed, str(other))
+    assert_one_line_error(completed, f"the checkpoints in {other} do not fit the model its config.json")
+
+    # Truncated checkpoint files (the best weights evaluate reads).
+    common.write_json_atomic(str(other / "config.json"), config)
+    for data_file in (other / "checkpoints" / "best").glob("*.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[:1000])
+    completed = run("trainers.evaluate", f"--output_dir={other}")
+    assert_one_line_error(completed, "checkpoints are truncated or corrupt", "restore them from a copy")
 
 
 def test_an_export_directory_that_is_not_a_saved_model_is_one_line(tmp_path):

@@ -130,18 +130,29 @@ def check_same_model(saved, config, output_dir):
                          "Use another --output_dir, or the run's own flags to resume it.")
 
 
-def another_models_checkpoint(error, output_dir):
-    """``RunMismatchError`` if ``error``, raised restoring a checkpoint of
-    ``output_dir``, says it holds another model's variables than its
-    ``config.json`` describes; ``None`` for any other error."""
-    text = str(error)
-    if not (isinstance(error, ValueError) and "when attempting to restore variable" in text
+class CheckpointError(RuntimeError):
+    """The checkpoint files of a run are truncated or corrupt."""
+
+
+def checkpoint_error(error, output_dir):
+    """What ``error``, raised restoring a checkpoint of ``output_dir``, means
+    for the user: ``RunMismatchError`` (another model's variables than its
+    ``config.json`` describes) or ``CheckpointError`` (truncated or corrupt
+    files); ``None`` for any other error."""
+    text = str(error).strip()
+    first = text.splitlines()[0][:200] if text else type(error).__name__
+    if (isinstance(error, ValueError) and "when attempting to restore variable" in text
             or isinstance(error, AssertionError) and "checkpoint" in text.lower()):
-        return None
-    return RunMismatchError(
-        f"the checkpoints in {output_dir} do not fit the model its config.json describes "
-        f"({text.splitlines()[0][:200]}): they are another model's. Use the config.json that "
-        "came with them, or another --output_dir.")
+        return RunMismatchError(
+            f"the checkpoints in {output_dir} do not fit the model its config.json describes "
+            f"({first}): they are another model's. Use the config.json that came with them, or "
+            "another --output_dir.")
+    if (isinstance(error, IndexError) and "Read less bytes" in text
+            or type(error).__name__ in ("DataLossError", "OutOfRangeError")):
+        return CheckpointError(
+            f"the checkpoint files in {checkpoint_dir(output_dir)} are truncated or corrupt "
+            f"({first}): restore them from a copy, or start afresh with another --output_dir.")
+    return None
 
 
 def finished_run_message(config):

@@ -84,8 +84,8 @@ def main(argv):
             results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size,
                                    FLAGS.data_dir, progress=common.ProgressLine(
                                        "Test log-likelihood by importance sampling", "images"))
-        except (ValueError, AssertionError) as error:
-            raise common.another_models_checkpoint(error, FLAGS.output_dir) or error
+        except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
+            raise common.checkpoint_error(error, FLAGS.output_dir) or error
         path = write_evaluation(FLAGS.output_dir, results)
     config = results["config"]
     print(common.results_table([

@@ -109,8 +109,8 @@ class Trainer:
                                              self.early_stopping, self.guard)
         try:
             self.initial_epoch = self.checkpoint.restore(common.checkpoint_dir(config["output_dir"]))
-        except (ValueError, AssertionError) as error:
-            raise common.another_models_checkpoint(error, config["output_dir"]) or error
+        except Exception as error:  # noqa: BLE001 (those of a bad checkpoint get a message)
+            raise common.checkpoint_error(error, config["output_dir"]) or error
 
     @property
     def done(self):
