@@ -8,8 +8,9 @@ file is removed on a clean exit. A second program on the same directory gets
 ``RunLockedError`` at once, naming the holder. Without TensorFlow.
 
 On a network filesystem the lock holds across machines only where the
-filesystem supports locks (NFSv4, or NFSv3 with lockd); where it does not,
-``hold`` warns and goes on unlocked.
+filesystem supports locks (NFSv4, or NFSv3 with lockd; NFS mounted with
+``nolock`` or ``local_lock=flock`` locks only within one machine); where it
+has none, ``hold`` warns and goes on unlocked (the README's *Training*).
 """
 import contextlib
 import datetime
