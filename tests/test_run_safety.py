@@ -165,7 +165,8 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_what_was_written(tmp_
     assert not list((tmp_path / "run").rglob("*.tmp-*"))
 
 
-def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint_is_one_line(contested_run, tmp_path):
+def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint_is_one_line(
+        contested_run, tmp_path):
     output_dir = contested_run[0]
     data = tmp_path / "data" / "caltech101_silhouettes"
     data.mkdir(parents=True)
