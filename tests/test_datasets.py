@@ -500,3 +500,25 @@ def test_train_cli_rejects_missing_data_with_a_clear_message(tmp_path):
          f"--output_dir={tmp_path / 'out'}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "chardata.mat not found" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_training_epochs_depend_on_the_seed_and_the_epoch_alone():
+    """A run resumed after epoch 1 trains on the batches of an uninterrupted run's epochs 2-3."""
+    data = datasets.core.ImageDataset(
+        "tiny", np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1) / 10, None, None, "bernoulli",
+        (0.0, 1.0))
+    for dynamic in (False, True):
+        data.dynamic_binarization = dynamic
+        whole = [b.numpy() for b in data.training_epochs(4, seed=3, first_epoch=0, epochs=3)]
+        resumed = [b.numpy() for b in data.training_epochs(4, seed=3, first_epoch=1, epochs=3)]
+        assert len(whole) == 3 * data.steps_per_epoch(4) == 9
+        assert all(np.array_equal(a, b) for a, b in zip(whole[3:], resumed, strict=True))
+        other_seed = [b.numpy() for b in data.training_epochs(4, seed=4, first_epoch=0, epochs=1)]
+        assert not all(np.array_equal(a, b) for a, b in zip(whole[:3], other_seed))
+        if not dynamic:  # every epoch is a permutation of the training set, each another
+            epochs = [np.concatenate(whole[i:i + 3]).ravel() for i in (0, 3, 6)]
+            for epoch in epochs:
+                np.testing.assert_array_equal(np.sort(epoch), data.train.ravel())
+            assert not np.array_equal(epochs[0], epochs[1])
+        else:
+            assert set(np.unique(np.concatenate(whole))) <= {0.0, 1.0}

@@ -233,6 +233,8 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     completed_epoch = int(tf.train.latest_checkpoint(str(tmp_path / "checkpoints" / "state")).rsplit("-", 1)[1])
     assert 1 <= completed_epoch < 4
     assert not (tmp_path / "results.json").exists()
+    # The killed run's record of the lock stays; its lock does not: the rerun starts at once.
+    assert json.loads((tmp_path / "run.lock").read_text())["pid"] == process.pid
 
     rerun = subprocess.run([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(), capture_output=True,
                            text=True, timeout=300)

@@ -34,6 +34,21 @@ def image_grid(images, columns=None, padding=1):
     return grid[..., 0] if c == 1 else grid
 
 
+def _save(figure, path, **savefig_kwargs):
+    """Saves ``figure`` as a PNG at ``path`` through a temporary file and a
+    rename (a failed write, a full disk, leaves the previous figure), and closes it."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        figure.savefig(temporary, format="png", dpi=100, **savefig_kwargs)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    finally:
+        plt.close(figure)
+
+
 def _show(axis, images, title, columns):
     grid = image_grid(images, columns)
     axis.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -48,8 +63,7 @@ def _side_by_side(left, right, titles, path, columns, title=""):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return path
 
 
@@ -79,8 +93,7 @@ def plot_log_likelihood_histogram(log_likelihoods, path, title="", num_samples=N
     axis.set_title(f"{title}\ntest log-likelihood" if title else "test log-likelihood")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path)
     return path
 
 
@@ -136,8 +149,7 @@ def plot_pseudo_inputs(pseudo_inputs, usage, path, max_images=100, usage_of="the
                   f"{share:.2%}", ha="center", va="center", fontsize=6)
     axis.set_title(f"{title}\n{heading}" if title else heading, fontsize=9)
     axis.axis("off")
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    _save(figure, path, bbox_inches="tight")
     return path
 
 

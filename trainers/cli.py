@@ -8,12 +8,24 @@ TensorFlow, without importing it: so that a mistyped flag is reported at once.
 * ``import_tensorflow()``: imports TensorFlow and lists its devices with the
   native start-up lines that say nothing on a CPU machine held back (see
   ``BENIGN_NATIVE_LINES``); every other line still reaches stderr, and with
-  ``--verbosity`` given nothing is held back at all.
+  ``--verbosity`` given nothing is held back at all;
+* every failure as one line on stderr (``error_line``) and exit status 1, the
+  traceback only with ``--verbosity`` or ``TFVAMP_TRACEBACK=1``;
+* Ctrl-C and SIGTERM (``Interrupted``): they stop the program at once, or
+  inside ``deferred_interrupts()`` at the next safe point the program checks
+  (``pending_interrupt()``), with one line saying what was kept and how to go
+  on, and exit status 130 / 143.
 """
+import contextlib
+import errno
+import json
 import os
 import re
+import shlex
+import signal
 import sys
 import tempfile
+import traceback
 import warnings
 
 from absl import app, flags, logging
@@ -145,10 +157,157 @@ def resolve_config_args(argv):
     return resolved
 
 
+def writes_output_dir(strategy):
+    """Whether this process writes ``--output_dir`` under ``--strategy``: every
+    one but the non-chief workers of a ``TF_CONFIG`` cluster (as
+    ``tfvamp.distribute.is_chief``, without TensorFlow)."""
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except ValueError:
+        return True  # make_strategy reports it
+    cluster, task = tf_config.get("cluster") or {}, tf_config.get("task") or {}
+    size = sum(len(tasks) for name, tasks in cluster.items() if name in ("chief", "worker"))
+    if strategy not in ("auto", "multi_worker") or (strategy == "auto" and size <= 1):
+        return True
+    if task.get("type") in (None, "chief"):
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+
+
+def command_line():
+    """The command this process was started with, as a user types it."""
+    program = sys.argv[0]
+    if program.endswith(".py") and os.path.basename(os.path.dirname(program)) == "trainers":
+        program = f"-m trainers.{os.path.basename(program)[:-3]}"
+    return f"python {program} {shlex.join(sys.argv[1:])}".rstrip()
+
+
+# -- interrupts -------------------------------------------------------------
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(Exception):
+    """The program was stopped by ``signum`` (SIGINT or SIGTERM); ``message``
+    says where it stopped and what was kept."""
+
+    def __init__(self, signum, message=None):
+        super().__init__(message or (
+            f"Interrupted by {signal.Signals(signum).name}. Every file is written whole or not at "
+            f"all; to go on, run again: {command_line()}"))
+        self.signum = signum
+        self.exit_code = EXIT_CODES[signum]
+
+
+_interrupts = {"deferring": False, "pending": None}
+
+
+def _on_signal(signum, frame):
+    if _interrupts["deferring"] and _interrupts["pending"] is None:
+        _interrupts["pending"] = signum  # the program stops at its next safe point
+        return
+    raise Interrupted(signum)  # outside a deferred block, or a second signal: now
+
+
+def handle_interrupts():
+    """Makes SIGTERM, and SIGINT unless it is ignored (a job started with
+    ``nohup`` or in the background), raise ``Interrupted``."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Inside the block a first SIGINT/SIGTERM is only recorded, for the
+    program to act on at a safe point (``pending_interrupt()``); a second one
+    stops it at once."""
+    _interrupts.update(deferring=True, pending=None)
+    try:
+        yield
+    finally:
+        _interrupts["deferring"] = False
+
+
+def pending_interrupt():
+    """The signal recorded inside ``deferred_interrupts()``, or ``None``."""
+    return _interrupts["pending"]
+
+
+# -- failures as one line ---------------------------------------------------
+def show_traceback():
+    """Whether a failure prints its traceback: with ``--verbosity`` or ``TFVAMP_TRACEBACK=1``."""
+    return verbosity_given() or os.environ.get("TFVAMP_TRACEBACK", "") not in ("", "0")
+
+
+RETRY = ("run the same command again: every file is written whole or not at all, so nothing "
+         "written before is lost")
+
+
+def _os_error_line(error):
+    where = error.filename or "a file"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"no space to write {where} ({error.strerror}): free some space and {RETRY}."
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"{where}: {error.strerror}. Give yourself access to it (or choose another "
+                "--output_dir / --data_dir).")
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):
+        return (f"{where}: {error.strerror}: a file is where a directory must be; "
+                "choose another --output_dir (or move the file).")
+    return f"{where}: {error.strerror}."
+
+
+def error_line(error):
+    """``error`` as one line for stderr: what happened and what to do."""
+    if isinstance(error, OSError) and error.errno is not None and error.strerror:
+        return f"Error: {_os_error_line(error)}"
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError):
+        return f"Error: {' '.join(text.split())}"
+    if type(error).__module__.startswith("tensorflow") and hasattr(error, "message"):
+        # TensorFlow's errors (tf.errors.OpError): their first line says what failed.
+        text = error.message.strip().splitlines()[0] if error.message.strip() else text
+        if re.search(r"No space left|Disk quota|File too large", text):
+            return f"Error: TensorFlow could not write a file ({text}): free some space and {RETRY}."
+        if re.search(r"Permission denied|Read-only file system", text):
+            return f"Error: TensorFlow could not write a file ({text}): check the permissions."
+        if type(error).__name__ == "DataLossError":
+            return (f"Error: a file TensorFlow read is corrupt or truncated ({text}); restore it "
+                    "from a copy (a run resumes from checkpoints/state only when its files are whole).")
+        return f"Error: TensorFlow: {text}"
+    if type(error).__module__.split(".")[0] in ("tfvamp", "trainers"):
+        return f"Error: {' '.join(text.split())}"
+    return (f"Error: unexpected {type(error).__name__}: {' '.join(text.split())[:500]} -- rerun "
+            "with TFVAMP_TRACEBACK=1 to see where, and report it with the traceback.")
+
+
+def _main_with_one_line_errors(main):
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except app.UsageError:
+            raise
+        except (Interrupted, KeyboardInterrupt) as interrupt:
+            if show_traceback():
+                traceback.print_exc()
+            if not isinstance(interrupt, Interrupted):
+                interrupt = Interrupted(signal.SIGINT)
+            print(interrupt, file=sys.stderr, flush=True)
+            sys.exit(interrupt.exit_code)
+        except Exception as error:  # noqa: BLE001 (every failure: one line)
+            if show_traceback():
+                raise
+            logging.set_verbosity(logging.ERROR)  # TensorFlow's warnings as its objects go
+            sys.exit(error_line(error))
+    return wrapped
+
+
 def run(main):
-    """``absl.app.run(main)`` with ``--config``/``--flagfile`` resolved."""
+    """``absl.app.run(main)`` with ``--config``/``--flagfile`` resolved, every
+    failure of ``main`` one line on stderr, and SIGINT/SIGTERM handled
+    (``handle_interrupts``)."""
     try:
         argv = resolve_config_args(sys.argv)
     except app.UsageError as error:
         sys.exit(f"Error: {error}")
-    app.run(main, argv=argv)
+    handle_interrupts()
+    app.run(_main_with_one_line_errors(main), argv=argv)

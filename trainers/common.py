@@ -1,8 +1,10 @@
 """What ``trainers.train`` and ``trainers.evaluate`` share: building the model
 of a run from its flags, the run's files, and the results table."""
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -74,14 +76,35 @@ def checkpoint_dir(output_dir):
     return os.path.join(output_dir, "checkpoints")
 
 
-def write_json_atomic(path, value):
-    """Writes ``value`` as JSON to ``path`` via a temporary file and a rename."""
+def write_file_atomic(path, write, mode="wb"):
+    """Calls ``write(f)`` on a temporary file beside ``path`` and renames it to
+    ``path`` once written and synced: a failed write (a full disk) leaves the
+    file that was at ``path`` as it was, and no temporary behind."""
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as f:
-        json.dump(value, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def write_json_atomic(path, value):
+    """Writes ``value`` as JSON to ``path`` as ``write_file_atomic`` does."""
+    write_file_atomic(path, lambda f: json.dump(value, f, indent=2), mode="w")
+
+
+def keep_copy(path, copy):
+    """Makes ``copy`` a second name of the file ``path`` (a copy where links are not supported)."""
+    try:
+        os.link(path, copy)
+    except OSError:
+        with open(path, "rb") as source:
+            write_file_atomic(copy, lambda f: shutil.copyfileobj(source, f))
 
 
 def read_config(output_dir):
@@ -105,6 +128,31 @@ def check_same_model(saved, config, output_dir):
         listed = ", ".join(f"--{k}={new} (saved run: {old})" for k, (old, new) in different.items())
         raise RunMismatchError(f"{output_dir} holds a run with other model flags: {listed}. "
                          "Use another --output_dir, or the run's own flags to resume it.")
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint files of a run are truncated or corrupt."""
+
+
+def checkpoint_error(error, output_dir):
+    """What ``error``, raised restoring a checkpoint of ``output_dir``, means
+    for the user: ``RunMismatchError`` (another model's variables than its
+    ``config.json`` describes) or ``CheckpointError`` (truncated or corrupt
+    files); ``None`` for any other error."""
+    text = str(error).strip()
+    first = text.splitlines()[0][:200] if text else type(error).__name__
+    if (isinstance(error, ValueError) and "when attempting to restore variable" in text
+            or isinstance(error, AssertionError) and "checkpoint" in text.lower()):
+        return RunMismatchError(
+            f"the checkpoints in {output_dir} do not fit the model its config.json describes "
+            f"({first}): they are another model's. Use the config.json that came with them, or "
+            "another --output_dir.")
+    if (isinstance(error, IndexError) and "Read less bytes" in text
+            or type(error).__name__ in ("DataLossError", "OutOfRangeError")):
+        return CheckpointError(
+            f"the checkpoint files in {checkpoint_dir(output_dir)} are truncated or corrupt "
+            f"({first}): restore them from a copy, or start afresh with another --output_dir.")
+    return None
 
 
 def finished_run_message(config):

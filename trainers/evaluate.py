@@ -7,16 +7,16 @@ weights from ``OUTPUT_DIR/checkpoints/best``, estimates the test
 log-likelihood by importance sampling, prints the results table and writes
 them to a file of its own, ``OUTPUT_DIR/evaluations/<UTC time>-S<samples>.json``
 (with the per-example log-likelihoods beside it as ``.npy``): the run's
-``results.json`` is never touched. Works on a finished run and on one still
-training (with its best weights so far).
+``results.json`` is never touched. Works on a finished run and on an unfinished
+one (with its best weights so far), though not while another program (a
+training) uses the directory: ``trainers.run_lock``.
 """
 import datetime
 import os
-import sys
 
 from absl import app, flags
 
-from trainers import cli, common
+from trainers import cli, common, run_lock
 
 flags.DEFINE_string("output_dir", None, "Output directory of a run of trainers.train.", required=True)
 flags.DEFINE_integer("eval_samples", None, "Importance samples per test image (default: the run's).",
@@ -76,16 +76,17 @@ def write_evaluation(output_dir, results):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        config = common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+    config = common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+    with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
         cli.choose_onednn(config["model"], config["precision"])
         cli.import_tensorflow()
-        results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
-                               progress=common.ProgressLine("Test log-likelihood by importance sampling",
-                                                            "images"))
-    except FileNotFoundError as error:
-        sys.exit(f"Error: {error}")
-    path = write_evaluation(FLAGS.output_dir, results)
+        try:
+            results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size,
+                                   FLAGS.data_dir, progress=common.ProgressLine(
+                                       "Test log-likelihood by importance sampling", "images"))
+        except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
+            raise common.checkpoint_error(error, FLAGS.output_dir) or error
+        path = write_evaluation(FLAGS.output_dir, results)
     config = results["config"]
     print(common.results_table([
         ("run", f"{common.describe_run(config)} ({os.path.abspath(FLAGS.output_dir)})"),

@@ -12,7 +12,7 @@ import os
 
 from absl import app, flags
 
-from trainers import cli
+from trainers import cli, run_lock
 
 flags.DEFINE_string("output_dir", None, "Directory of a finished trainers.train run.", required=True)
 flags.DEFINE_integer("version", None, "Version to export as (default: the next free number); "
@@ -46,11 +46,9 @@ def reexport(output_dir, version=None, model_name=None):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    cli.import_tensorflow()
-    try:
+    with run_lock.hold(FLAGS.output_dir, "trainers.export"):
+        cli.import_tensorflow()
         print(reexport(FLAGS.output_dir, FLAGS.version, FLAGS.model_name))
-    except (FileNotFoundError, FileExistsError) as error:
-        raise app.UsageError(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -11,8 +11,12 @@ after training ``results.json`` (test log-likelihood by importance sampling
 with ``--eval_samples`` samples, test ELBO and its parts, history, every flag
 value), ``test_log_likelihoods.npy``, ``figures/*.png`` and ``export/``.
 
-Re-running the same command on an unfinished run resumes it after the last
-completed epoch. A finished run (``results.json`` written) is left untouched:
+Only one program at a time uses an ``OUTPUT_DIR`` (``trainers.run_lock``): a
+second one exits at once, naming the first. Ctrl-C or SIGTERM stops training
+after the current step, keeps the checkpoint of the last completed epoch and
+prints the command that goes on (exit status 130 / 143). Re-running the same
+command on an unfinished run resumes it after the last completed epoch. A
+finished run (``results.json`` written) is left untouched:
 ``trainers.evaluate`` re-evaluates it into a file of its own, and
 ``--replace_results`` trains on (up to ``--epochs``) and replaces the results,
 keeping the old ``results.json`` beside them.
@@ -24,7 +28,7 @@ import sys
 
 from absl import app, flags
 
-from trainers import cli, common
+from trainers import cli, common, run_lock
 
 flags.DEFINE_string("config", None, "A paper experiment by name (configs/NAME.cfg, e.g. caltech_vae_vamp); "
                     "flags after it override its values.")
@@ -99,23 +103,26 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = flag_values()
-    try:
-        finished = common.finished_run_message(config)
-    except common.RunMismatchError as error:
-        sys.exit(f"Error: {error}")
+    # The non-chief workers of a cluster write to scratch directories of their own.
+    if cli.writes_output_dir(config["strategy"]):
+        with run_lock.hold(config["output_dir"], "trainers.train", create=True):
+            train_and_report(config)
+    else:
+        train_and_report(config)
+
+
+def train_and_report(config):
+    """Trains and evaluates the run ``config`` describes and prints its
+    results; a finished run is only described (unless ``replace_results``)."""
+    finished = common.finished_run_message(config)
     if finished and not config["replace_results"]:
         print(finished)
         return
     cli.choose_onednn(config["model"], config["precision"])
     cli.import_tensorflow()
-    from tfvamp.callbacks import NonFiniteLossError
-    from tfvamp.datasets import DatasetError
     from trainers import training
 
-    try:
-        results = training.train_and_evaluate(config)
-    except (NonFiniteLossError, common.RunMismatchError, common.FlagError, DatasetError) as error:
-        sys.exit(f"Error: {error}")
+    results = training.train_and_evaluate(config)
     if "test_log_likelihood" not in results:
         print(f"Worker done: {results['epochs_trained']} epochs.")
         return

@@ -4,6 +4,7 @@ a log file can hold."""
 import datetime
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -106,7 +107,10 @@ class Trainer:
                                                  warmup_epochs=config["warmup_epochs"])
         self.checkpoint = TrainingCheckpoint(common.checkpoint_dir(write_dir), self.model,
                                              self.early_stopping, self.guard)
-        self.initial_epoch = self.checkpoint.restore(common.checkpoint_dir(config["output_dir"]))
+        try:
+            self.initial_epoch = self.checkpoint.restore(common.checkpoint_dir(config["output_dir"]))
+        except Exception as error:  # noqa: BLE001 (those of a bad checkpoint get a message)
+            raise common.checkpoint_error(error, config["output_dir"]) or error
 
     @property
     def done(self):
@@ -120,23 +124,66 @@ class Trainer:
         # pseudo-inputs) is encoded once per pass; several: batches split across them.
         single = self.strategy.num_replicas_in_sync == 1
         fit_verbose, epoch_lines = _fit_verbosity(config)
-        self.model.fit(
-            self.dataset.pipeline("train", config["batch_size"], shuffle=True,
-                                  seed=config["seed"] + self.initial_epoch),
-            validation_data=self.dataset.pipeline("validation", None if single else config["batch_size"]),
-            initial_epoch=self.initial_epoch,
-            epochs=config["epochs"],
-            shuffle=False,  # the pipeline shuffles
-            callbacks=[
-                KLWarmUp(config["warmup_epochs"]), self.guard, self.early_stopping, EpochTimer(),
-                TensorBoardLog(os.path.join(self.write_dir, "tensorboard"), config["sample_every"],
-                               seed=config["seed"]),
-                self.checkpoint,
-                *([EpochLog(self.early_stopping)] if epoch_lines else []),
-                *callbacks,
-            ],
-            verbose=fit_verbose,
-        )
+        tensorboard = TensorBoardLog(os.path.join(self.write_dir, "tensorboard"), config["sample_every"],
+                                     seed=config["seed"])
+        with cli.deferred_interrupts():
+            try:
+                self.model.fit(
+                    # Epoch k's batches depend on the seed and k alone: a resumed run sees the same.
+                    self.dataset.training_epochs(config["batch_size"], config["seed"], self.initial_epoch,
+                                                 config["epochs"]),
+                    steps_per_epoch=self.dataset.steps_per_epoch(config["batch_size"]),
+                    validation_data=self.dataset.pipeline("validation",
+                                                          None if single else config["batch_size"]),
+                    initial_epoch=self.initial_epoch,
+                    epochs=config["epochs"],
+                    shuffle=False,  # the pipeline shuffles
+                    callbacks=[
+                        KLWarmUp(config["warmup_epochs"]), self.guard, self.early_stopping, EpochTimer(),
+                        tensorboard, self.checkpoint,
+                        *([EpochLog(self.early_stopping)] if epoch_lines else []),
+                        *callbacks,
+                        StopAtSafePoint(self.checkpoint, self.dataset.steps_per_epoch(config["batch_size"])),
+                    ],
+                    verbose=fit_verbose,
+                )
+            except cli.Interrupted:
+                tensorboard.on_train_end()  # the epochs logged so far reach their files
+                raise
+
+
+class StopAtSafePoint(keras.callbacks.Callback):
+    """Ends ``fit`` with ``cli.Interrupted`` once a SIGINT/SIGTERM was recorded
+    (``cli.deferred_interrupts``): after the current training step, whose
+    epoch is then trained again from its start on resume, or, if the signal
+    came during validation or the checkpoint, once the epoch is saved."""
+
+    def __init__(self, checkpoint, steps_per_epoch):
+        super().__init__()
+        self.checkpoint, self.steps_per_epoch = checkpoint, steps_per_epoch
+        self.epoch = 0
+
+    def _stop(self, where):
+        signum = cli.pending_interrupt()
+        name = signal.Signals(signum).name
+        saved = len(self.checkpoint.history)  # the epochs completed and saved
+        go_on = (f"the checkpoint after epoch {saved} is kept. To resume after it: " if saved
+                 else "no epoch was completed yet. To start again: ")
+        raise cli.Interrupted(signum, f"Interrupted by {name} {where}; {go_on}{cli.command_line()}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if cli.pending_interrupt() is not None:
+            self._stop(f"before epoch {epoch + 1}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if cli.pending_interrupt() is not None:
+            self._stop(f"in epoch {self.epoch + 1} after step {batch + 1} of {self.steps_per_epoch} "
+                       f"(epoch {self.epoch + 1} will be trained again from its start)")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if cli.pending_interrupt() is not None:
+            self._stop(f"after epoch {epoch + 1}")
 
 
 def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
@@ -190,8 +237,8 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     results_path = os.path.join(output_dir, "results.json")
     if os.path.exists(results_path):  # only with replace_results: keep the old results
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        os.replace(results_path, os.path.join(output_dir, f"results.replaced-{stamp}.json"))
-    common.write_json_atomic(results_path, results)
+        common.keep_copy(results_path, os.path.join(output_dir, f"results.replaced-{stamp}.json"))
+    common.write_json_atomic(results_path, results)  # replaces the old one only once complete
     return results
 
 
@@ -204,7 +251,8 @@ def evaluate_and_write(model, dataset, config, output_dir):
                                    f"Test log-likelihood by importance sampling (S={config['eval_samples']})",
                                    "images"))
     eval_seconds = time.perf_counter() - start
-    np.save(os.path.join(output_dir, "test_log_likelihoods.npy"), test["log_likelihood"])
+    common.write_file_atomic(os.path.join(output_dir, "test_log_likelihoods.npy"),
+                             lambda f: np.save(f, test["log_likelihood"]))
     _say("Writing figures ...")
     start = time.perf_counter()
     figure_paths = figures.write_figures(

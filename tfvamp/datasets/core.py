@@ -57,6 +57,38 @@ class ImageDataset:
             dataset = dataset.map(_binarize_at_random, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
+    def training_epochs(self, batch_size, seed, first_epoch, epochs):
+        """The training batches of epochs ``first_epoch + 1`` to ``epochs``,
+        one epoch after the other (``fit`` with ``steps_per_epoch=
+        steps_per_epoch(batch_size)``). Each epoch's shuffling, and with
+        dynamic binarisation its draws, depends on ``seed`` and the epoch
+        alone: a run resumed after epoch k trains on the batches an
+        uninterrupted run trains on from epoch k + 1."""
+        # A variable: gathering from a captured constant would copy the whole set every batch.
+        with tf.device("/CPU:0"):
+            images = tf.Variable(self.train, trainable=False, name=f"{self.name}_train_images")
+        seed = tf.cast(seed, tf.int64)
+
+        def epoch_order(epoch):  # stateless seeds (seed, -1 - epoch) for the order, (seed, step) the draws
+            keys = tf.random.stateless_uniform([len(self.train)], seed=tf.stack([seed, -1 - epoch]))
+            return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).batch(batch_size)
+
+        batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_order)
+        batches = batches.enumerate(start=first_epoch * self.steps_per_epoch(batch_size))
+        if self.dynamic_binarization:
+            def batch(step, indices):
+                probabilities = tf.gather(images, indices)
+                draws = tf.random.stateless_uniform(tf.shape(probabilities), seed=tf.stack([seed, step]))
+                return tf.cast(draws < probabilities, probabilities.dtype)
+        else:
+            def batch(step, indices):
+                return tf.gather(images, indices)
+        return batches.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def steps_per_epoch(self, batch_size):
+        """Batches of ``batch_size`` in an epoch of the training set (the last one may be smaller)."""
+        return -(-len(self.train) // batch_size)
+
 
 def _binarize_at_random(probabilities):
     draws = tf.random.uniform(tf.shape(probabilities), dtype=probabilities.dtype)
