@@ -84,6 +84,16 @@ def write_json_atomic(path, value):
     os.replace(temporary, path)
 
 
+def write_npz_atomic(path, **arrays):
+    """Writes ``arrays`` as an ``.npz`` to ``path`` via a temporary file and a rename."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
 def read_config(output_dir):
     """The flags a run in ``output_dir`` was started with (``config.json``);
     a flag added since reads as ``DEFAULTS_OF_EARLIER_RUNS`` says."""
@@ -159,7 +169,7 @@ def results_table(rows):
 
 def evaluation_rows(results):
     return [
-        ("test log-likelihood (IS)", f"{results['test_log_likelihood']:.2f} nats "
+        ("test log-likelihood (IS)", f"{format_log_likelihood(results)} nats "
                                      f"(S={results['eval_samples']})"),
         ("test ELBO", f"{results['test_elbo']:.2f}"),
         ("test reconstruction", f"{results['test_reconstruction']:.2f}"),
@@ -167,23 +177,42 @@ def evaluation_rows(results):
     ]
 
 
+def format_log_likelihood(results):
+    """The test log-likelihood with its Monte Carlo standard error, e.g.
+    ``-124.96 ± 0.02 (MC)`` (the error's first significant digit decides the
+    decimals, at least 2); without one (results of older runs), the mean alone."""
+    mean, error = results["test_log_likelihood"], results.get("test_log_likelihood_se")
+    if error is None or not np.isfinite(error):
+        return f"{mean:.2f}"
+    decimals = max(2, 1 - int(np.floor(np.log10(error)))) if error > 0 else 2
+    return f"{mean:.{decimals}f} ± {error:.{decimals}f} (MC)"
+
+
 class ProgressLine:
     """A ``progress(done, total)`` callback that prints a line with the
     elapsed time and an estimate of the time left, at the first call and
-    then every tenth of the work (so a log file gets about ten lines)."""
+    then every tenth of the work (so a log file gets about ten lines).
+
+    The time left is extrapolated from the work done since the first call,
+    so a resumed task (first call with ``done > 0``) is estimated right."""
 
     def __init__(self, what, unit, stream=None):
         self.what, self.unit, self.stream = what, unit, stream
         self.start = time.perf_counter()
         self.next_fraction = 0.0
+        self.first_done = None
 
     def __call__(self, done, total):
+        if self.first_done is None:  # the work starts now
+            self.first_done, self.start = done, time.perf_counter()
         fraction = done / total if total else 1.0
         if fraction < self.next_fraction and done < total:
             return
         self.next_fraction = (int(fraction * 10) + 1) / 10
         elapsed = time.perf_counter() - self.start
-        left = f", about {_duration(elapsed / fraction - elapsed)} left" if 0 < fraction < 1 else ""
+        rate = (done - self.first_done) / elapsed if elapsed > 0 else 0.0
+        left = (f", about {_duration((total - done) / rate)} left"
+                if rate > 0 and 0 < fraction < 1 else "")
         print(f"{self.what}: {done}/{total} {self.unit}, {_duration(elapsed)}{left}",
               file=self.stream, flush=True)
 
