@@ -102,9 +102,14 @@ def importance_sampled_estimate(log_terms_fn, num_samples, chunk_size) -> ISEsti
     chunk_size = tf.minimum(tf.convert_to_tensor(chunk_size, tf.int32), num_samples)
     num_chunks = (num_samples + chunk_size - 1) // chunk_size
     chunk_size = (num_samples + num_chunks - 1) // num_chunks
+    def chunk_terms(chunk):  # each [chunk_size, B]
+        terms = log_terms_fn(chunk_size, chunk)
+        shape = tf.shape(log_importance_weights(terms))
+        return LogTerms(*(tf.broadcast_to(t, shape) for t in terms))
+
     spec = tf.TensorSpec(None, tf.float32)
     chunks = tf.map_fn(
-        lambda chunk: LogTerms(*log_terms_fn(chunk_size, chunk)),
+        chunk_terms,
         tf.range(num_chunks),
         fn_output_signature=LogTerms(spec, spec, spec),
         parallel_iterations=1,
