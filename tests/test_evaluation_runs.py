@@ -1,6 +1,8 @@
 """``trainers.evaluate`` as a user runs it: SIGKILLed and resumed, it writes
 what an uninterrupted run writes; on a 2-worker loopback
-``MultiWorkerMirroredStrategy`` cluster, the per-image values of one device."""
+``MultiWorkerMirroredStrategy`` cluster, the per-image values of one device;
+and the evaluation phase of ``trainers.train``, resumed after a crash. Each
+takes 1-3 minutes on 2 busy cores: all are ``slow``."""
 import json
 import os
 import signal
@@ -108,3 +110,51 @@ def test_two_worker_cluster_gives_the_per_image_values_of_one_device(run_and_ref
                                                                 abs=1e-4)
     for name, values in reference_arrays.items():
         np.testing.assert_allclose(cluster_arrays[name], values, rtol=1e-5, err_msg=name)
+
+
+class _Killed(Exception):
+    """Stands for the process dying between two steps of the evaluation."""
+
+
+@pytest.mark.slow
+def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_run(tmp_path, monkeypatch,
+                                                                                   capsys):
+    from tfvamp import evaluation
+    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from trainers import common, training
+
+    config = {**train.flag_values(), **TINY, "output_dir": str(tmp_path), "epochs": 1,
+              "eval_samples": 5, "eval_batch_size": 500}
+    write = common.write_npz_atomic
+    saved = []
+
+    def write_then_die_after_two_steps(path, **arrays):
+        write(path, **arrays)
+        saved.append(path)
+        if len(saved) == 2:
+            raise _Killed
+
+    monkeypatch.setattr(common, "write_npz_atomic", write_then_die_after_two_steps)
+    with pytest.raises(_Killed):
+        train.train_and_evaluate(config)
+    monkeypatch.undo()
+    partial = training.partial_evaluation_path(str(tmp_path))
+    assert len(np.load(partial)["log_likelihood"]) == 1000 and not (tmp_path / "results.json").exists()
+    capsys.readouterr()
+
+    results = train.train_and_evaluate(config)
+    printed = capsys.readouterr().out
+    assert "Resuming the test evaluation after 1000 of 2307 images" in printed
+    assert "Test log-likelihood by importance sampling (S=5): 1000/2307 images" in printed
+    assert not os.path.exists(partial)
+    # What one uninterrupted evaluation of the best weights gives, image by image.
+    dataset = common.load_run_dataset(config)
+    model = common.build_model_for(dataset, config)
+    best_epoch = saved_best_epoch(common.checkpoint_dir(str(tmp_path)))
+    restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(str(tmp_path)), best_epoch))
+    expected = evaluation.evaluate(model, dataset.test, 5, 500, seed=config["seed"])
+    per_image = np.load(tmp_path / "test_evaluation.npz")
+    for name in evaluation.PER_IMAGE:
+        np.testing.assert_allclose(per_image[name], expected[name], rtol=1e-5, err_msg=name)
+    assert results["test_log_likelihood"] == pytest.approx(expected["mean_log_likelihood"], abs=1e-4)
+    assert results["test_log_likelihood_se"] == pytest.approx(expected["mean_log_likelihood_se"], rel=1e-4)

@@ -7,6 +7,8 @@ function of the image, its index, ``seed``, S and the chunk size only, so it
 does not depend on the batch size, on how many devices or workers computed
 it, or on where an interrupted evaluation was resumed.
 """
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -59,14 +61,15 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None, p
     done = {name: values[:start] for name, values in done.items()}
     replicas = strategy.num_replicas_in_sync
     per_replica = -(-min(batch_size, max(total, 1)) // replicas)
-    step = make_step(model, num_samples, chunk_size, seed, strategy)
+    step = _cached_step(model, num_samples, chunk_size, strategy)
+    seed = tf.constant([0, int(seed)], tf.int32)
     if progress is not None:
         progress(start, total)
     for begin in range(start, total, per_replica * replicas):
         count = min(per_replica * replicas, total - begin)
         indices = np.arange(begin, begin + per_replica * replicas)
         indices[count:] = begin + count - 1  # padding: repeats of the last image, dropped below
-        values = step(*_split_over_replicas(strategy, images[indices], indices, per_replica))
+        values = step(*_split_over_replicas(strategy, images[indices], indices, per_replica), seed)
         values = np.asarray(values)[:count]
         done = {name: np.concatenate([done[name], values[:, i]]) for i, name in enumerate(PER_IMAGE)}
         if on_batch is not None:
@@ -88,7 +91,8 @@ def summarise(per_image):
 
 
 def image_seed(seed, index):
-    """The stateless seed of the image at ``index`` in an evaluation with ``seed``."""
+    """The stateless seed of the image at ``index`` in an evaluation with
+    ``seed`` (an int, or its stateless seed ``[0, seed]``)."""
     base = tf.constant([0, int(seed)], tf.int32) if isinstance(seed, int) else seed
     return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int32))
 
@@ -113,28 +117,41 @@ def evaluate_images(model, x, indices, prior, num_samples, chunk_size, seed):
                      fn_output_signature=tf.TensorSpec([len(PER_IMAGE)], tf.float32))
 
 
-def make_step(model, num_samples, chunk_size, seed, strategy=None):
-    """A ``tf.function`` ``step(x, indices)`` of per-replica images and their
-    indices (``strategy``'s distributed values) that evaluates them on every
-    replica and returns ``[images, len(PER_IMAGE)]`` of all replicas, in
-    replica order, on every worker.
+def make_step(model, num_samples, chunk_size, strategy=None):
+    """A ``tf.function`` ``step(x, indices, seed)`` of per-replica images and
+    their indices (``strategy``'s distributed values) and the evaluation's
+    stateless seed (``[2]``) that evaluates them on every replica and returns
+    ``[images, len(PER_IMAGE)]`` of all replicas, in replica order, on every
+    worker.
 
     Not XLA-compiled: on CPU the XLA version measured 2-3x slower (bench/).
     """
     strategy = strategy or tf.distribute.get_strategy()
 
-    def replica_step(x, indices):
+    def replica_step(x, indices, seed):
         prior = model.prior_distribution()  # the VampPrior: K pseudo-inputs encoded once
         return evaluate_images(model, x, indices, prior, num_samples, chunk_size, seed)
 
     @tf.function
-    def step(x, indices):
-        values = strategy.run(replica_step, args=(x, indices))
+    def step(x, indices, seed):
+        values = strategy.run(replica_step, args=(x, indices, seed))
         if strategy.num_replicas_in_sync == 1:
             return strategy.experimental_local_results(values)[0]
         return strategy.gather(values, axis=0)
 
     return step
+
+
+_steps = weakref.WeakKeyDictionary()  # model -> {(strategy, S, chunk size): step}
+
+
+def _cached_step(model, num_samples, chunk_size, strategy):
+    """``make_step``'s function, traced once per model and settings."""
+    steps = _steps.setdefault(model, {})
+    key = (strategy, int(num_samples), int(chunk_size))
+    if key not in steps:
+        steps[key] = make_step(model, num_samples, chunk_size, strategy)
+    return steps[key]
 
 
 def _split_over_replicas(strategy, images, indices, per_replica):
