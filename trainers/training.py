@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfvamp import distribute, export, figures
 from tfvamp.callbacks import (
     EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
-    TensorBoardLog, TrainingCheckpoint)
+    TensorBoardLog, TrainingCheckpoint, best_checkpoint_path, restore_best_weights)
 from tfvamp.optimizers import AdamNormGrad
 from trainers import cli, common, run_evaluation
 
@@ -176,7 +176,7 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
                "last_weights_sha256": fingerprint,
                "train_seconds": sum(epoch.get("epoch_seconds", 0.0) for epoch in checkpoint.history),
                "session_train_seconds": train_seconds}
-    checkpoint.restore_best()
+    _restore_best_weights(checkpoint, output_dir)
     # Every worker of a cluster evaluates its share of the test set; the chief writes.
     test = evaluate_and_write(model, dataset, config, output_dir, strategy, chief,
                               early_stopping.best_epoch)
@@ -197,6 +197,19 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     if os.path.exists(partial_evaluation_path(output_dir)):  # results.json holds it all now
         os.remove(partial_evaluation_path(output_dir))
     return results
+
+
+def _restore_best_weights(checkpoint, output_dir):
+    """The best validation weights into the model: from this process's own
+    checkpoints, or, for a cluster's worker whose best epoch was saved in an
+    earlier session (its scratch directory is new), from ``output_dir``'s."""
+    best_epoch = checkpoint.early_stopping.best_epoch
+    if not best_epoch:
+        return
+    path = checkpoint.best_checkpoint_path()
+    if not tf.io.gfile.exists(f"{path}.index"):
+        path = best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch)
+    restore_best_weights(checkpoint.model_variables, path)
 
 
 def partial_evaluation_path(output_dir):
