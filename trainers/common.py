@@ -194,7 +194,8 @@ class ProgressLine:
     then every tenth of the work (so a log file gets about ten lines).
 
     The time left is extrapolated from the work done since the first call,
-    so a resumed task (first call with ``done > 0``) is estimated right."""
+    so a resumed task (first call with ``done > 0``, printed) is estimated
+    right; a first call with ``done == 0`` only starts the clock."""
 
     def __init__(self, what, unit, stream=None):
         self.what, self.unit, self.stream = what, unit, stream
@@ -205,6 +206,8 @@ class ProgressLine:
     def __call__(self, done, total):
         if self.first_done is None:  # the work starts now
             self.first_done, self.start = done, time.perf_counter()
+            if done == 0 and total:
+                return  # nothing to say until the first step is done
         fraction = done / total if total else 1.0
         if fraction < self.next_fraction and done < total:
             return
