@@ -184,7 +184,7 @@ def format_log_likelihood(results):
     mean, error = results["test_log_likelihood"], results.get("test_log_likelihood_se")
     if error is None or not np.isfinite(error):
         return f"{mean:.2f}"
-    decimals = max(2, 1 - int(np.floor(np.log10(error)))) if error > 0 else 2
+    decimals = max(2, -int(np.floor(np.log10(error)))) if error > 0 else 2
     return f"{mean:.{decimals}f} ± {error:.{decimals}f} (MC)"
 
 
