@@ -168,9 +168,12 @@ def results_table(rows):
 
 
 def evaluation_rows(results):
-    return [
-        ("test log-likelihood (IS)", f"{format_log_likelihood(results)} nats "
-                                     f"(S={results['eval_samples']})"),
+    rows = [("test log-likelihood (IS)", f"{format_log_likelihood(results)} nats "
+                                         f"(S={results['eval_samples']})")]
+    if "test_effective_sample_size" in results:  # a small one makes the MC error unreliable too
+        rows.append(("effective sample size", f"{results['test_effective_sample_size']:.1f} of "
+                                              f"{results['eval_samples']} (mean per image)"))
+    return rows + [
         ("test ELBO", f"{results['test_elbo']:.2f}"),
         ("test reconstruction", f"{results['test_reconstruction']:.2f}"),
         ("test KL", f"{results['test_kl']:.2f}"),
