@@ -40,6 +40,10 @@ flags.DEFINE_integer("eval_batch_size", 20, "Images per step (split over the rep
 flags.DEFINE_integer("devices", 2, "Logical CPU devices of the sharded configuration.", lower_bound=2)
 flags.DEFINE_integer("rounds", 2, "Rounds of the configurations, taking turns.", lower_bound=1)
 flags.DEFINE_enum("precision", "float32", cli.PRECISIONS, "The networks' compute dtype.")
+flags.DEFINE_boolean("compare_batched", False, "Only compare, on one device, the per-image "
+                     "evaluation (evaluation.evaluate_images) with the batched estimator of "
+                     "model.log_likelihood (the serving signature's; how tfvamp.evaluate ran "
+                     "before per-image seeds) on the same --eval_batch_size images, taking turns.")
 
 FLAGS = flags.FLAGS
 
@@ -71,6 +75,8 @@ def main(argv):
     for model in built.values():
         for variable, value in zip(model.variables, weights):
             variable.assign(value)
+    if FLAGS.compare_batched:
+        return compare_batched(built["1 device"], dataset.test[:FLAGS.eval_batch_size])
     warm_up = dataset.test[:FLAGS.eval_batch_size]
     images = dataset.test[FLAGS.eval_batch_size:FLAGS.eval_batch_size + FLAGS.images]
     directory = tempfile.mkdtemp(prefix="tfvamp_eval_scale_")
@@ -118,6 +124,34 @@ def main(argv):
     print(f"  one write of a 10,000-image partial file: {(time.perf_counter() - start) * 1e2:.2f} ms")
     os.remove(partial)
     os.rmdir(directory)
+
+
+def compare_batched(model, images):
+    """Seconds per image of the per-image and the batched estimator, each
+    traced first, ``--rounds`` turns each."""
+    import tensorflow as tf
+
+    from tfvamp import evaluation
+
+    x, indices, seed = tf.constant(images), tf.range(len(images)), tf.constant([0, 0])
+    estimators = {
+        "batched (model.log_likelihood)": tf.function(
+            lambda: model.log_likelihood(x, FLAGS.samples, prior=model.prior_distribution())),
+        "per image (evaluate_images)": tf.function(lambda: evaluation.evaluate_images(
+            model, x, indices, model.prior_distribution(), FLAGS.samples, model.rows_per_chunk, seed)),
+    }
+    seconds = {name: [] for name in estimators}
+    for estimator in estimators.values():
+        estimator()  # traces
+    for _ in range(FLAGS.rounds):
+        for name, estimator in estimators.items():
+            start = time.perf_counter()
+            estimator().numpy()
+            seconds[name].append((time.perf_counter() - start) / len(images))
+    print(f"{FLAGS.model} + {FLAGS.prior} ({FLAGS.precision}), S={FLAGS.samples}, {len(images)} images; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for name, values in seconds.items():
+        print(f"  {name:<32} {', '.join(f'{v:.3f}' for v in values)} s per image")
 
 
 if __name__ == "__main__":
