@@ -107,14 +107,14 @@ def time_training(configs, data, rounds, steps):
 def time_evaluation(model, images, num_samples, num_batches):
     """Seconds per test image: median over batches of ``BATCH`` images of the
     compiled per-batch evaluation that ``tfvamp.evaluation.evaluate`` runs, after
-    one warm-up (compilation) batch; the prior is encoded once, as there."""
-    evaluate_batch = evaluation.make_batch_evaluator(model, num_samples)
-    prior = model.prior_distribution()
+    one warm-up (compilation) batch; the prior is encoded once per batch, as there."""
+    step = evaluation.make_step(model, num_samples, model.rows_per_chunk)
+    seed = tf.constant([0, 0], tf.int32)
     times = []
     for index in range(num_batches + 1):
         x = tf.constant(images[index * BATCH:(index + 1) * BATCH])
         start = time.perf_counter()
-        evaluate_batch(x, prior)[0].numpy()
+        step(x, tf.range(index * BATCH, index * BATCH + len(x)), seed).numpy()
         times.append(time.perf_counter() - start)
     return np.median(times[1:]) / BATCH, times[0]
 

@@ -74,13 +74,22 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}"],
                                cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    printed = float(re.search(r"test log-likelihood \(IS\)\s+(-?[\d.]+) nats \(S=10\)",
-                              completed.stdout).group(1))
-    assert printed == pytest.approx(results["test_log_likelihood"], abs=0.01)
+    printed, error = re.search(r"test log-likelihood \(IS\)\s+(-?[\d.]+) ± ([\d.]+) \(MC\) nats \(S=10\)",
+                               completed.stdout).groups()
+    assert float(printed) == pytest.approx(results["test_log_likelihood"], abs=0.01)
+    assert float(error) == pytest.approx(results["test_log_likelihood_se"], abs=0.01)
+    assert 0 < results["test_log_likelihood_se"] < 1
     assert "Test log-likelihood by importance sampling: 2307/2307 images" in completed.stdout
     # The re-evaluation goes to a file of its own; results.json is untouched.
     (written,) = (tmp_path / "evaluations").glob("*-S10.json")
-    assert json.loads(written.read_text())["test_log_likelihood"] == pytest.approx(printed, abs=0.01)
+    assert json.loads(written.read_text())["test_log_likelihood"] == pytest.approx(float(printed), abs=0.01)
+    # The same seed and S: the trainer's per-image values, image by image (per-image seeds).
+    np.testing.assert_allclose(np.load(str(written)[:-5] + ".npy"),
+                               np.load(tmp_path / "test_log_likelihoods.npy"), rtol=1e-6)
+    per_image = np.load(str(written)[:-5] + ".npz")
+    np.testing.assert_array_equal(per_image["log_likelihood"], np.load(str(written)[:-5] + ".npy"))
+    assert not list((tmp_path / "evaluations").glob("in-progress-*"))  # removed once written
+    assert not (tmp_path / "test_evaluation.in-progress.npz").exists()
     assert str(written) in completed.stdout
     assert (tmp_path / "results.json").read_bytes() == results_bytes
 

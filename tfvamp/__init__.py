@@ -21,7 +21,8 @@ from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikel
                                 DiscretizedLogisticLikelihood, GaussianLikelihood, Likelihood,
                                 get_likelihood)
 from tfvamp.models import HVAE, VAE, ConvHVAE, LatentVariableModel, PixelHVAE, build_model
-from tfvamp.objectives import (ElboTerms, LogTerms, importance_sampled_log_likelihood,
+from tfvamp.objectives import (ElboTerms, ISEstimate, LogTerms, importance_sampled_estimate,
+                               importance_sampled_log_likelihood, importance_sampling_statistics,
                                log_importance_weights, negative_elbo)
 from tfvamp.optimizers import AdamNormGrad
 from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, Prior,
@@ -45,6 +46,7 @@ __all__ = [
     "GatedDense",
     "GaussianLikelihood",
     "HVAE",
+    "ISEstimate",
     "KLWarmUp",
     "LatentVariableModel",
     "Likelihood",
@@ -67,7 +69,9 @@ __all__ = [
     "evaluate",
     "export",
     "get_likelihood",
+    "importance_sampled_estimate",
     "importance_sampled_log_likelihood",
+    "importance_sampling_statistics",
     "log_importance_weights",
     "make_prior",
     "negative_elbo",

@@ -1,54 +1,184 @@
-"""Test-set evaluation: importance-sampled log-likelihood and ELBO per image."""
+"""Test-set evaluation: the importance-sampled log-likelihood per image, with
+its Monte Carlo error, and the ELBO, sharded over a ``tf.distribute`` strategy.
+
+Every image is evaluated on its own, with stateless seeds split from the
+evaluation's ``seed`` and the image's index (``image_seed``): its estimate is a
+function of the image, its index, ``seed``, S and the chunk size only, so it
+does not depend on the batch size, on how many devices or workers computed
+it, or on where an interrupted evaluation was resumed.
+"""
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
-from tfvamp.objectives import negative_elbo
+from tfvamp import objectives
+
+# What ``evaluate`` returns per image, in this order.
+PER_IMAGE = ("log_likelihood", "log_likelihood_se", "effective_sample_size", "elbo",
+             "reconstruction", "kl")
 
 
-def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None, progress=None):
+def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None, progress=None,
+             seed=None, strategy=None, resume=None, on_batch=None):
     """Evaluates ``model`` on ``images`` (``[N, H, W, C]``).
 
-    The prior (for the VampPrior: the encoded pseudo-inputs) is computed once
-    for the whole evaluation. Returns a dict with the per-image
-    ``log_likelihood`` (IS estimate with ``num_samples`` samples, nats) and
-    ``elbo``, ``reconstruction`` and ``kl`` per image (single-sample, beta = 1),
-    and their means ``mean_*``. ``chunk_size`` samples per image are drawn at
-    a time (default: the model's ``rows_per_chunk / batch_size``).
-    ``progress(done, total)``, if given, is called with the number of images
-    evaluated after every batch.
+    Returns a dict with, per image (arrays of ``[N]``): ``log_likelihood``
+    (the IS estimate of log p(x) with S = ``num_samples``, nats),
+    ``log_likelihood_se`` (its Monte Carlo standard error) and
+    ``effective_sample_size`` (see
+    ``tfvamp.objectives.importance_sampling_statistics``), and the ELBO,
+    ``reconstruction`` and ``kl`` (beta = 1) averaged over the same S samples;
+    and ``mean_<name>`` of each, with ``mean_log_likelihood_se`` the Monte
+    Carlo standard error of ``mean_log_likelihood``,
+    ``sqrt(sum_i se_i^2) / N`` (the images' estimates are independent).
+
+    Args:
+      num_samples: S, importance samples per image.
+      batch_size: images per step, split over the strategy's replicas.
+      chunk_size: samples decoded at once per image (default: the model's
+        ``rows_per_chunk``); it bounds memory, and the estimates depend on it.
+      progress: ``progress(done, total)``, called before the first step and
+        after every step with the number of images evaluated.
+      seed: the evaluation's integer seed (default: the model's, else 0).
+      strategy: a ``tf.distribute`` strategy (default: the current one); the
+        images are split over its replicas (devices, workers), each replica
+        encodes the prior's pseudo-inputs once per step, and every worker
+        gets every result. Build the model under its ``scope()``.
+      resume: per-image arrays (``PER_IMAGE``) of the first images, from an
+        earlier ``on_batch`` of the same settings: evaluation continues after
+        them (across a cluster's workers, after the fewest any worker has).
+      on_batch: ``on_batch(per_image)``, called after every step with the
+        per-image arrays of every image evaluated so far.
     """
-    evaluate_batch = make_batch_evaluator(model, num_samples, chunk_size)
-    prior = model.prior_distribution()
-    outputs = [[], [], [], []]
-    for start in range(0, len(images), batch_size):
-        x = tf.constant(images[start:start + batch_size], tf.float32)
-        for output, value in zip(outputs, evaluate_batch(x, prior)):
-            output.append(value.numpy())
+    strategy = strategy or tf.distribute.get_strategy()
+    seed = (model.seed or 0) if seed is None else seed
+    chunk_size = chunk_size or model.rows_per_chunk
+    images = np.asarray(images, np.float32)
+    total = len(images)
+    done = {name: np.asarray((resume or {}).get(name, ()), np.float32)[:total] for name in PER_IMAGE}
+    start = _agreed(strategy, min(len(values) for values in done.values()))
+    done = {name: values[:start] for name, values in done.items()}
+    replicas = strategy.num_replicas_in_sync
+    per_replica = -(-min(batch_size, max(total, 1)) // replicas)
+    step = _cached_step(model, num_samples, chunk_size, strategy)
+    seed = tf.constant([0, int(seed)], tf.int32)
+    if progress is not None:
+        progress(start, total)
+    for begin in range(start, total, per_replica * replicas):
+        count = min(per_replica * replicas, total - begin)
+        indices = np.arange(begin, begin + per_replica * replicas)
+        indices[count:] = begin + count - 1  # padding: repeats of the last image, dropped below
+        values = step(*_split_over_replicas(strategy, images[indices], indices, per_replica), seed)
+        values = np.asarray(values)[:count]
+        done = {name: np.concatenate([done[name], values[:, i]]) for i, name in enumerate(PER_IMAGE)}
+        if on_batch is not None:
+            on_batch(done)
         if progress is not None:
-            progress(min(start + batch_size, len(images)), len(images))
-    names = ("log_likelihood", "elbo", "reconstruction", "kl")
-    results = {name: np.concatenate(values) for name, values in zip(names, outputs)}
-    results.update({f"mean_{name}": float(np.mean(results[name])) for name in names})
+            progress(begin + count, total)
+    return summarise(done)
+
+
+def summarise(per_image):
+    """``per_image`` (arrays named as ``PER_IMAGE``) with their means
+    ``mean_<name>`` and ``mean_log_likelihood_se``, the standard error of the
+    mean log-likelihood."""
+    results = {name: np.asarray(per_image[name]) for name in PER_IMAGE}
+    results.update({f"mean_{name}": float(np.mean(values)) for name, values in results.items()})
+    standard_errors = results["log_likelihood_se"].astype(np.float64)
+    results["mean_log_likelihood_se"] = float(np.sqrt(np.sum(standard_errors ** 2)) / len(standard_errors))
     return results
+
+
+def image_seed(seed, index):
+    """The stateless seed of the image at ``index`` in an evaluation with
+    ``seed`` (an int, or its stateless seed ``[0, seed]``)."""
+    base = tf.constant([0, int(seed)], tf.int32) if isinstance(seed, int) else seed
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int32))
+
+
+def evaluate_images(model, x, indices, prior, num_samples, chunk_size, seed):
+    """``[B, len(PER_IMAGE)]``: every image of ``x`` evaluated on its own, its
+    chunk ``c`` drawn with the stateless seed ``fold_in(image_seed(seed, index), c)``."""
+    def one_image(image_and_index):
+        image, index = image_and_index
+        seed_of_image = image_seed(seed, index)
+
+        def log_terms(n, chunk):
+            with model.sampling_seed(tf.random.experimental.stateless_fold_in(seed_of_image, chunk)):
+                return model.log_terms(image[None], prior, n)
+
+        estimate = objectives.importance_sampled_estimate(log_terms, num_samples, chunk_size)
+        elbo = estimate.elbo
+        return tf.concat([estimate.log_likelihood, estimate.standard_error,
+                          estimate.effective_sample_size, -elbo.loss, elbo.reconstruction, elbo.kl], 0)
+
+    return tf.map_fn(one_image, (x, indices), parallel_iterations=1,
+                     fn_output_signature=tf.TensorSpec([len(PER_IMAGE)], tf.float32))
+
+
+def make_step(model, num_samples, chunk_size, strategy=None):
+    """A ``tf.function`` ``step(x, indices, seed)`` of per-replica images and
+    their indices (``strategy``'s distributed values) and the evaluation's
+    stateless seed (``[2]``) that evaluates them on every replica and returns
+    ``[images, len(PER_IMAGE)]`` of all replicas, in replica order, on every
+    worker.
+
+    Not XLA-compiled: on CPU the XLA version measured 2-3x slower (bench/).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+
+    def replica_step(x, indices, seed):
+        prior = model.prior_distribution()  # the VampPrior: K pseudo-inputs encoded once
+        return evaluate_images(model, x, indices, prior, num_samples, chunk_size, seed)
+
+    @tf.function
+    def step(x, indices, seed):
+        values = strategy.run(replica_step, args=(x, indices, seed))
+        if strategy.num_replicas_in_sync == 1:
+            return strategy.experimental_local_results(values)[0]
+        return strategy.gather(values, axis=0)
+
+    return step
+
+
+_steps = weakref.WeakKeyDictionary()  # model -> {(strategy, S, chunk size): step}
+
+
+def _cached_step(model, num_samples, chunk_size, strategy):
+    """``make_step``'s function, traced once per model and settings."""
+    steps = _steps.setdefault(model, {})
+    key = (strategy, int(num_samples), int(chunk_size))
+    if key not in steps:
+        steps[key] = make_step(model, num_samples, chunk_size, strategy)
+    return steps[key]
+
+
+def _split_over_replicas(strategy, images, indices, per_replica):
+    """``images`` and ``indices`` as distributed values: replica ``r`` (of
+    all workers) gets rows ``r * per_replica`` to ``(r + 1) * per_replica``."""
+    def rows(context):
+        r = context.replica_id_in_sync_group
+        part = slice(r * per_replica, (r + 1) * per_replica)
+        return tf.constant(images[part]), tf.constant(indices[part], tf.int32)
+
+    return strategy.experimental_distribute_values_from_function(rows)
+
+
+def _agreed(strategy, count):
+    """The fewest of ``count`` over a multi-worker cluster's workers (else ``count``)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or \
+            strategy.num_replicas_in_sync == 1:
+        return count
+    counts = strategy.gather(strategy.run(lambda: tf.constant([count], tf.int64)), axis=0)
+    return int(np.min(counts.numpy()))
 
 
 def log_likelihood_and_elbo(model, x, prior, num_samples, chunk_size=None):
     """For a batch ``x``: the IS log-likelihood and the one-sample ELBO,
     reconstruction and KL (beta = 1) per image; ``prior`` is
-    ``model.prior_distribution()``, computed once by the caller and reused."""
+    ``model.prior_distribution()``, computed once by the caller and reused
+    (the serving signature's computation)."""
     log_likelihood = model.log_likelihood(x, num_samples, chunk_size, prior=prior)
-    elbo = negative_elbo(model.log_terms(x, prior))
+    elbo = objectives.negative_elbo(model.log_terms(x, prior))
     return log_likelihood, -elbo.loss, elbo.reconstruction, elbo.kl
-
-
-def make_batch_evaluator(model, num_samples, chunk_size=None):
-    """``log_likelihood_and_elbo`` as a ``tf.function`` ``f(x, prior)``.
-
-    Not XLA-compiled: on CPU the XLA version measured 2-3x slower (bench/).
-    """
-
-    @tf.function
-    def evaluate_batch(x, prior):
-        return log_likelihood_and_elbo(model, x, prior, num_samples, chunk_size)
-
-    return evaluate_batch

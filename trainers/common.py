@@ -107,6 +107,11 @@ def keep_copy(path, copy):
             write_file_atomic(copy, lambda f: shutil.copyfileobj(source, f))
 
 
+def write_npz_atomic(path, **arrays):
+    """Writes ``arrays`` as an ``.npz`` to ``path`` as ``write_file_atomic`` does."""
+    write_file_atomic(path, lambda f: np.savez(f, **arrays))
+
+
 def read_config(output_dir):
     """The flags a run in ``output_dir`` was started with (``config.json``);
     a flag added since reads as ``DEFAULTS_OF_EARLIER_RUNS`` says."""
@@ -206,32 +211,57 @@ def results_table(rows):
 
 
 def evaluation_rows(results):
-    return [
-        ("test log-likelihood (IS)", f"{results['test_log_likelihood']:.2f} nats "
-                                     f"(S={results['eval_samples']})"),
+    rows = [("test log-likelihood (IS)", f"{format_log_likelihood(results)} nats "
+                                         f"(S={results['eval_samples']})")]
+    if "test_effective_sample_size" in results:  # a small one makes the MC error unreliable too
+        rows.append(("effective sample size", f"{results['test_effective_sample_size']:.1f} of "
+                                              f"{results['eval_samples']} (mean per image)"))
+    return rows + [
         ("test ELBO", f"{results['test_elbo']:.2f}"),
         ("test reconstruction", f"{results['test_reconstruction']:.2f}"),
         ("test KL", f"{results['test_kl']:.2f}"),
     ]
 
 
+def format_log_likelihood(results):
+    """The test log-likelihood with its Monte Carlo standard error, e.g.
+    ``-124.96 ± 0.02 (MC)`` (the error's first significant digit decides the
+    decimals, at least 2); without one (results of older runs), the mean alone."""
+    mean, error = results["test_log_likelihood"], results.get("test_log_likelihood_se")
+    if error is None or not np.isfinite(error):
+        return f"{mean:.2f}"
+    decimals = max(2, -int(np.floor(np.log10(error)))) if error > 0 else 2
+    return f"{mean:.{decimals}f} ± {error:.{decimals}f} (MC)"
+
+
 class ProgressLine:
     """A ``progress(done, total)`` callback that prints a line with the
     elapsed time and an estimate of the time left, at the first call and
-    then every tenth of the work (so a log file gets about ten lines)."""
+    then every tenth of the work (so a log file gets about ten lines).
+
+    The time left is extrapolated from the work done since the first call,
+    so a resumed task (first call with ``done > 0``, printed) is estimated
+    right; a first call with ``done == 0`` only starts the clock."""
 
     def __init__(self, what, unit, stream=None):
         self.what, self.unit, self.stream = what, unit, stream
         self.start = time.perf_counter()
         self.next_fraction = 0.0
+        self.first_done = None
 
     def __call__(self, done, total):
+        if self.first_done is None:  # the work starts now
+            self.first_done, self.start = done, time.perf_counter()
+            if done == 0 and total:
+                return  # nothing to say until the first step is done
         fraction = done / total if total else 1.0
         if fraction < self.next_fraction and done < total:
             return
         self.next_fraction = (int(fraction * 10) + 1) / 10
         elapsed = time.perf_counter() - self.start
-        left = f", about {_duration(elapsed / fraction - elapsed)} left" if 0 < fraction < 1 else ""
+        rate = (done - self.first_done) / elapsed if elapsed > 0 else 0.0
+        left = (f", about {_duration((total - done) / rate)} left"
+                if rate > 0 and 0 < fraction < 1 else "")
         print(f"{self.what}: {done}/{total} {self.unit}, {_duration(elapsed)}{left}",
               file=self.stream, flush=True)
 

@@ -4,12 +4,21 @@ r"""Re-runs the test evaluation of a run of ``trainers.train`` from its best wei
 
 Rebuilds the model from ``OUTPUT_DIR/config.json``, loads the best validation
 weights from ``OUTPUT_DIR/checkpoints/best``, estimates the test
-log-likelihood by importance sampling, prints the results table and writes
-them to a file of its own, ``OUTPUT_DIR/evaluations/<UTC time>-S<samples>.json``
-(with the per-example log-likelihoods beside it as ``.npy``): the run's
-``results.json`` is never touched. Works on a finished run and on an unfinished
-one (with its best weights so far), though not while another program (a
-training) uses the directory: ``trainers.run_lock``.
+log-likelihood by importance sampling with its Monte Carlo standard error,
+prints the results table and writes them to files of their own,
+``OUTPUT_DIR/evaluations/<UTC time>-S<samples>.json`` with the per-image
+log-likelihoods beside it as ``.npy`` and every per-image value (standard
+error, effective sample size, ELBO) as ``.npz``: the run's ``results.json``
+is never touched. Works on a finished run and on an unfinished one (with its
+best weights so far), though not while another program (a training) uses the
+directory: ``trainers.run_lock``.
+
+``--strategy`` (and ``--logical_cpu_devices``) split the test images over
+devices or, with ``TF_CONFIG``, over the workers of a cluster, as for
+``trainers.train``; the values do not depend on it. Finished steps go to
+``OUTPUT_DIR/evaluations/in-progress-S<samples>-seed<seed>.npz``: the same
+command, re-run after a crash, continues from there
+(``trainers.run_evaluation``).
 """
 import datetime
 import os
@@ -24,52 +33,80 @@ flags.DEFINE_integer("eval_samples", None, "Importance samples per test image (d
 flags.DEFINE_integer("eval_batch_size", None, "Test images evaluated at once (default: the run's).",
                      lower_bound=1)
 flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
+flags.DEFINE_integer("seed", None, "Seed of the importance samples (default: the run's).")
+flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy over which the test "
+                  "images are split, as trainers.train's.")
+flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
+                     "Split the CPU into this many logical devices (0: don't), e.g. for "
+                     "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
+                     lower_bound=0)
 
 FLAGS = flags.FLAGS
 
 
-def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None, progress=None):
+def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None, progress=None,
+                 seed=None, strategy=None, say=print):
     """Test results of the best weights saved in ``output_dir``; a dict like
     ``results.json``'s test entries, plus ``best_epoch``, ``config`` and the
-    per-example ``log_likelihoods``. ``progress(done, total)`` is called after
-    every batch of test images."""
-    from tfvamp import evaluation
-    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    per-image arrays ``per_image`` (``tfvamp.evaluation.PER_IMAGE``).
 
+    ``strategy`` (default: the current one) splits the images over its
+    replicas; the chief of a cluster writes the partial file. ``progress(done,
+    total)`` is called before the first and after every step of test images."""
+    import tensorflow as tf
+
+    from tfvamp import distribute
+    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from trainers import run_evaluation
+
+    strategy = strategy or tf.distribute.get_strategy()
     config = common.read_config(output_dir)
     best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
     if not best_epoch:
         raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
     dataset = common.load_run_dataset(config, data_dir)
-    model = common.build_model_for(dataset, config)
+    with strategy.scope():
+        model = common.build_model_for(dataset, config)
     restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch))
     eval_samples = eval_samples or config["eval_samples"]
-    test = evaluation.evaluate(model, dataset.test, eval_samples,
-                               eval_batch_size or config["eval_batch_size"], progress=progress)
+    seed = config["seed"] if seed is None else seed
+    settings = run_evaluation.evaluation_settings(model, config, best_epoch, eval_samples, seed,
+                                                  len(dataset.test))
+    directory = os.path.join(output_dir, "evaluations")
+    chief = distribute.is_chief(strategy)
+    if chief:
+        os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f"in-progress-S{eval_samples}-seed{seed}.npz")
+    test = run_evaluation.evaluate_resumably(
+        model, dataset.test, settings, partial, strategy, chief,
+        eval_batch_size or config["eval_batch_size"], progress=progress, say=say)
     return {
-        "test_log_likelihood": test["mean_log_likelihood"],
-        "test_elbo": test["mean_elbo"],
-        "test_reconstruction": test["mean_reconstruction"],
-        "test_kl": test["mean_kl"],
-        "eval_samples": eval_samples,
+        **run_evaluation.test_results(test, settings),
         "best_epoch": best_epoch,
         "config": config,
-        "log_likelihoods": test["log_likelihood"],
+        "per_image": run_evaluation.per_image_arrays(test),
+        "partial_path": partial,
     }
 
 
 def write_evaluation(output_dir, results):
-    """Writes ``results`` to ``output_dir/evaluations/<UTC time>-S<samples>.json``
-    (and the per-example log-likelihoods to the same name ``.npy``), a new
-    file every time; returns the JSON path."""
+    """Writes ``results`` to ``output_dir/evaluations/<UTC time>-S<samples>.json``,
+    the per-image log-likelihoods to the same name ``.npy`` and every per-image
+    value to ``.npz``, new files every time; then removes the partial file.
+    Returns the JSON path."""
     import numpy as np
 
     directory = os.path.join(output_dir, "evaluations")
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     stem = os.path.join(directory, f"{stamp}-S{results['eval_samples']}")
-    np.save(f"{stem}.npy", results["log_likelihoods"])
-    common.write_json_atomic(f"{stem}.json", {k: v for k, v in results.items() if k != "log_likelihoods"})
+    per_image = results["per_image"]
+    common.write_file_atomic(f"{stem}.npy", lambda f: np.save(f, per_image["log_likelihood"]))
+    common.write_npz_atomic(f"{stem}.npz", **per_image)
+    common.write_json_atomic(f"{stem}.json", {k: v for k, v in results.items()
+                                              if k not in ("per_image", "partial_path")})
+    if os.path.exists(results["partial_path"]):
+        os.remove(results["partial_path"])
     return f"{stem}.json"
 
 
@@ -77,16 +114,39 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
-    with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
-        cli.choose_onednn(config["model"], config["precision"])
-        cli.import_tensorflow()
-        try:
-            results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size,
-                                   FLAGS.data_dir, progress=common.ProgressLine(
-                                       "Test log-likelihood by importance sampling", "images"))
-        except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
-            raise common.checkpoint_error(error, FLAGS.output_dir) or error
-        path = write_evaluation(FLAGS.output_dir, results)
+    if cli.writes_output_dir(FLAGS.strategy):  # a cluster's other workers only compute
+        with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
+            evaluate_and_report(config)
+    else:
+        evaluate_and_report(config)
+
+
+def evaluate_and_report(config):
+    """Evaluates the run in ``--output_dir`` under ``--strategy``; the chief
+    writes and prints the results."""
+    cli.choose_onednn(config["model"], config["precision"])
+    cli.import_tensorflow()
+    from tfvamp import distribute
+
+    if FLAGS.logical_cpu_devices:
+        distribute.configure_logical_cpus(FLAGS.logical_cpu_devices)
+    try:
+        strategy = distribute.make_strategy(FLAGS.strategy)
+    except ValueError as error:  # --strategy=multi_worker without TF_CONFIG
+        raise common.FlagError(str(error)) from None
+    chief = distribute.is_chief(strategy)
+    progress = common.ProgressLine("Test log-likelihood by importance sampling", "images")
+    print(f"Evaluating on {type(strategy).__name__.lstrip('_')} with "
+          f"{strategy.num_replicas_in_sync} replica(s); {'chief' if chief else 'worker'}", flush=True)
+    try:
+        results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
+                               progress=progress if chief else None, seed=FLAGS.seed, strategy=strategy)
+    except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
+        raise common.checkpoint_error(error, FLAGS.output_dir) or error
+    if not chief:
+        print("Worker done: the chief writes the results.")
+        return
+    path = write_evaluation(FLAGS.output_dir, results)
     config = results["config"]
     print(common.results_table([
         ("run", f"{common.describe_run(config)} ({os.path.abspath(FLAGS.output_dir)})"),

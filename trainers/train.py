@@ -8,8 +8,12 @@ paper's experiments; flags after it override its values. Writes into
 ``checkpoints/state`` (the full training state after every epoch),
 ``checkpoints/best`` (the best validation weights), ``tensorboard/``, and
 after training ``results.json`` (test log-likelihood by importance sampling
-with ``--eval_samples`` samples, test ELBO and its parts, history, every flag
-value), ``test_log_likelihoods.npy``, ``figures/*.png`` and ``export/``.
+with ``--eval_samples`` samples and its Monte Carlo standard error, test ELBO
+and its parts, history, every flag value), ``test_log_likelihoods.npy``,
+``test_evaluation.npz`` (every per-image value), ``figures/*.png`` and
+``export/``. The test evaluation is split over ``--strategy``'s replicas and
+saves every finished step to ``test_evaluation.in-progress.npz``: a run killed
+while evaluating continues from there when re-run.
 
 Only one program at a time uses an ``OUTPUT_DIR`` (``trainers.run_lock``): a
 second one exits at once, naming the first. Ctrl-C or SIGTERM stops training

@@ -13,12 +13,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvamp import distribute, evaluation, export, figures
+from tfvamp import distribute, export, figures
 from tfvamp.callbacks import (
     EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
-    TensorBoardLog, TrainingCheckpoint)
+    TensorBoardLog, TrainingCheckpoint, best_checkpoint_path, restore_best_weights)
 from tfvamp.optimizers import AdamNormGrad
-from trainers import cli, common
+from trainers import cli, common, run_evaluation
 
 OPTIMIZERS = {"adam_normgrad": AdamNormGrad, "adam": keras.optimizers.Adam}
 
@@ -223,11 +223,13 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
                "last_weights_sha256": fingerprint,
                "train_seconds": sum(epoch.get("epoch_seconds", 0.0) for epoch in checkpoint.history),
                "session_train_seconds": train_seconds}
+    _restore_best_weights(checkpoint, output_dir)
+    # Every worker of a cluster evaluates its share of the test set; the chief writes.
+    test = evaluate_and_write(model, dataset, config, output_dir, strategy, chief,
+                              early_stopping.best_epoch)
     if not chief:
         return results
-
-    checkpoint.restore_best()
-    results.update(evaluate_and_write(model, dataset, config, output_dir))
+    results.update(test)
     _say("Exporting the best weights for TensorFlow Serving ...")
     start = time.perf_counter()
     export_path = os.path.abspath(export.export_model(model, os.path.join(output_dir, "export"), config["model"]))
@@ -239,20 +241,50 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         common.keep_copy(results_path, os.path.join(output_dir, f"results.replaced-{stamp}.json"))
     common.write_json_atomic(results_path, results)  # replaces the old one only once complete
+    if os.path.exists(partial_evaluation_path(output_dir)):  # results.json holds it all now
+        os.remove(partial_evaluation_path(output_dir))
     return results
 
 
-def evaluate_and_write(model, dataset, config, output_dir):
-    """Test evaluation of ``model`` (its best weights), the per-example
-    log-likelihoods and the figures; returns the test results."""
+def _restore_best_weights(checkpoint, output_dir):
+    """The best validation weights into the model: from this process's own
+    checkpoints, or, for a cluster's worker whose best epoch was saved in an
+    earlier session (its scratch directory is new), from ``output_dir``'s."""
+    best_epoch = checkpoint.early_stopping.best_epoch
+    if not best_epoch:
+        return
+    path = checkpoint.best_checkpoint_path()
+    if not tf.io.gfile.exists(f"{path}.index"):
+        path = best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch)
+    restore_best_weights(checkpoint.model_variables, path)
+
+
+def partial_evaluation_path(output_dir):
+    """The test evaluation's partial file of a run (until ``results.json``)."""
+    return os.path.join(output_dir, "test_evaluation.in-progress.npz")
+
+
+def evaluate_and_write(model, dataset, config, output_dir, strategy=None, chief=True, best_epoch=0):
+    """Test evaluation of ``model`` (its best weights, of epoch ``best_epoch``),
+    split over ``strategy``'s replicas and resumable (``trainers.run_evaluation``);
+    the chief writes the per-image values and the figures. Returns the test
+    results."""
     start = time.perf_counter()
-    test = evaluation.evaluate(model, dataset.test, config["eval_samples"], config["eval_batch_size"],
-                               progress=common.ProgressLine(
-                                   f"Test log-likelihood by importance sampling (S={config['eval_samples']})",
-                                   "images"))
+    settings = run_evaluation.evaluation_settings(model, config, best_epoch, config["eval_samples"],
+                                                  config["seed"], len(dataset.test))
+    progress = common.ProgressLine(
+        f"Test log-likelihood by importance sampling (S={config['eval_samples']})", "images")
+    test = run_evaluation.evaluate_resumably(
+        model, dataset.test, settings, partial_evaluation_path(output_dir), strategy, chief,
+        config["eval_batch_size"], progress=progress if chief else None, say=_say)
     eval_seconds = time.perf_counter() - start
+    results = {**run_evaluation.test_results(test, settings), "eval_seconds": eval_seconds}
+    if not chief:
+        return results
     common.write_file_atomic(os.path.join(output_dir, "test_log_likelihoods.npy"),
                              lambda f: np.save(f, test["log_likelihood"]))
+    common.write_npz_atomic(os.path.join(output_dir, "test_evaluation.npz"),
+                            **run_evaluation.per_image_arrays(test))
     _say("Writing figures ...")
     start = time.perf_counter()
     figure_paths = figures.write_figures(
@@ -261,12 +293,4 @@ def evaluate_and_write(model, dataset, config, output_dir):
         train_images=dataset.train, num_samples=config["eval_samples"])
     _say(f"Figures in {os.path.abspath(os.path.join(output_dir, 'figures'))} "
          f"({time.perf_counter() - start:.1f} s)")
-    return {
-        "test_log_likelihood": test["mean_log_likelihood"],
-        "test_elbo": test["mean_elbo"],
-        "test_reconstruction": test["mean_reconstruction"],
-        "test_kl": test["mean_kl"],
-        "eval_samples": config["eval_samples"],
-        "eval_seconds": eval_seconds,
-        "figures": sorted(os.path.abspath(p) for p in figure_paths.values()),
-    }
+    return {**results, "figures": sorted(os.path.abspath(p) for p in figure_paths.values())}

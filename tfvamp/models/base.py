@@ -181,12 +181,33 @@ class LatentVariableModel(keras.Model):
     # -- shared by every model -------------------------------------------------
     def next_seed(self):
         """A fresh stateless seed for TFP's ``sample``, different on every
-        replica of a ``tf.distribute`` strategy."""
+        replica of a ``tf.distribute`` strategy; inside ``sampling_seed(seed)``,
+        the next seed split from ``seed`` instead."""
+        if self._seed_stream is not None:
+            seed, count = self._seed_stream
+            object.__setattr__(self, "_seed_stream", (seed, count + 1))
+            return tf.random.experimental.stateless_fold_in(seed, count)
         seed = tf.cast(self.seed_generator.next(), tf.int32)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
         return seed
+
+    _seed_stream = None  # (stateless seed, seeds split from it so far) inside sampling_seed
+
+    @contextlib.contextmanager
+    def sampling_seed(self, seed):
+        """Inside the block, the model's draws (``next_seed``) come from the
+        stateless ``seed`` (shape ``[2]``), the k-th one from
+        ``stateless_fold_in(seed, k)``: what the block computes is a function
+        of ``seed`` alone, on any device and replica (per-image seeds of
+        ``tfvamp.evaluate``). In a ``tf.function``, enter it while tracing."""
+        previous = self._seed_stream
+        object.__setattr__(self, "_seed_stream", (tf.convert_to_tensor(seed, tf.int32), 0))
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_seed_stream", previous)
 
     def prior_distribution(self):
         """p(z) of the top latent; for the VampPrior this encodes the K

@@ -1,0 +1,171 @@
+"""The test evaluation: its Monte Carlo error, per-image seeds (the same values
+on one device, on 2 logical CPUs, across batch sizes and resumes), and the
+partial file that never mixes settings.
+
+Logical CPU devices must be set up before TensorFlow initialises, so the
+2-device check runs in a fresh Python process (this file run as a script).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+TINY = dict(prior="vamp", num_components=10, hidden_units=16, latent_dim=4, seed=0)
+
+
+def _tiny_model_and_images(count=20):
+    from tfvamp import datasets, models
+
+    caltech = datasets.load_dataset("caltech")
+    model = models.build_model("vae", input_shape=caltech.input_shape, likelihood="bernoulli", **TINY)
+    return model, caltech.test[:count]
+
+
+def test_importance_sampling_statistics_are_the_float64_formulas_without_overflow():
+    from tfvamp.objectives import importance_sampling_statistics
+
+    rng = np.random.default_rng(0)
+    log_weights = -500.0 + rng.normal(scale=2.0, size=(1000, 3))  # exp(-500) underflows float32
+    estimate, error, ess = (t.numpy() for t in importance_sampling_statistics(log_weights))
+    w = np.exp(log_weights - log_weights.max(0))  # float64, rescaled per image
+    S = len(w)
+    np.testing.assert_allclose(estimate, np.log(w.mean(0)) + log_weights.max(0), rtol=1e-6)
+    np.testing.assert_allclose(error, np.sqrt(w.var(0, ddof=1) / (S * w.mean(0) ** 2)), rtol=1e-3)
+    np.testing.assert_allclose(ess, w.sum(0) ** 2 / (w ** 2).sum(0), rtol=1e-3)
+    equal = importance_sampling_statistics(np.zeros((50, 2), np.float32))
+    np.testing.assert_allclose(equal[1].numpy(), 0.0, atol=1e-3)  # equal weights: no error
+    np.testing.assert_allclose(equal[2].numpy(), 50.0, rtol=1e-5)
+
+
+def test_monte_carlo_standard_error_agrees_with_the_spread_over_seeds():
+    """40 evaluations of 20 images with S = 100, each with its own seed: the
+    seed-to-seed standard deviation of the estimates against the standard
+    error each evaluation reports. Tolerance: 15% for the per-image errors
+    (pooled over 20 images x 40 seeds), 25% for the test-set mean's (40
+    values: the standard deviation of 40 draws is itself uncertain by ~11%)."""
+    import tensorflow as tf
+
+    from tfvamp import evaluation
+
+    model, images = _tiny_model_and_images()
+    x, indices = tf.constant(images), tf.range(len(images))
+    run = tf.function(lambda seed: evaluation.evaluate_images(
+        model, x, indices, model.prior_distribution(), 100, 1000, seed))
+    values = np.stack([run(tf.constant([0, s], tf.int32)).numpy() for s in range(40)])
+    estimates, errors = values[..., 0], values[..., 1]  # [seeds, images]
+    pooled = np.sqrt(np.mean(estimates.var(axis=0, ddof=1)) / np.mean(errors ** 2))
+    assert 0.85 < pooled < 1.15, pooled
+    mean_errors = [evaluation.summarise(dict(zip(evaluation.PER_IMAGE, v.T)))["mean_log_likelihood_se"]
+                   for v in values]
+    ratio = estimates.mean(axis=1).std(ddof=1) / np.mean(mean_errors)
+    assert 0.75 < ratio < 1.25, ratio
+    # evaluate() with seed s is this computation.
+    results = evaluation.evaluate(model, images, 100, batch_size=7, seed=3)
+    np.testing.assert_allclose(results["log_likelihood"], estimates[3], rtol=1e-6)
+    assert results["mean_log_likelihood_se"] == pytest.approx(mean_errors[3], rel=1e-5)
+
+
+def test_estimates_do_not_depend_on_batch_size_or_resume_and_settings_never_mix(tmp_path):
+    from tfvamp import evaluation
+    from trainers import run_evaluation
+
+    model, images = _tiny_model_and_images(25)
+    whole = evaluation.evaluate(model, images, 30, batch_size=25, seed=1)
+    seen = []
+    resumed = evaluation.evaluate(model, images, 30, batch_size=4, seed=1,
+                                  resume={k: whole[k][:9] + 0 for k in evaluation.PER_IMAGE},
+                                  on_batch=lambda done: seen.append(len(done["log_likelihood"])))
+    assert seen == [13, 17, 21, 25]  # continued after the 9 images given
+    for name in evaluation.PER_IMAGE:
+        np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-6)
+    other_seed = evaluation.evaluate(model, images, 30, seed=2)
+    assert np.all(other_seed["log_likelihood"] != whole["log_likelihood"])
+
+    # A partial file of other settings (here: the seed) is not used.
+    lines = []
+    partial = str(tmp_path / "partial.npz")
+    settings = {"eval_samples": 30, "eval_seed": 1, "eval_chunk_size": 1000, "test_images": 25}
+    run_evaluation.evaluate_resumably(model, images[:10], {**settings, "test_images": 10}, partial,
+                                      None, True, 5, say=lines.append)
+    stale = dict(np.load(partial))
+    stale["settings"] = np.array(json.dumps(settings, sort_keys=True))
+    np.savez(partial, **stale)  # 10 images' values, saved as if with ``settings``
+    for changed in ({**settings, "eval_seed": 2}, {**settings, "eval_samples": 31}):
+        result = run_evaluation.evaluate_resumably(model, images, changed, partial, None, False, 25,
+                                                   say=lines.append)
+        assert "has other settings" in lines[-1]
+        fresh = evaluation.evaluate(model, images, changed["eval_samples"], seed=changed["eval_seed"])
+        np.testing.assert_allclose(result["log_likelihood"], fresh["log_likelihood"], rtol=1e-6)
+    # The same settings: resumed after the 10 images, the values of an uninterrupted run.
+    result = run_evaluation.evaluate_resumably(model, images, settings, partial, None, True, 25,
+                                               say=lines.append)
+    assert lines[-1].startswith("Resuming the test evaluation after 10 of 25 images")
+    np.testing.assert_allclose(result["log_likelihood"], whole["log_likelihood"], rtol=1e-6)
+    assert len(np.load(partial)["log_likelihood"]) == 25
+
+
+def per_image_on_1_and_2_logical_cpus():
+    """The per-image values of 23 images (S = 40) on one device and under
+    MirroredStrategy on 2 logical CPUs (batches of 10: 5 images per replica,
+    the last step padded), from the same weights."""
+    from tfvamp.distribute import configure_logical_cpus
+
+    configure_logical_cpus(2)
+    import tensorflow as tf
+
+    from tfvamp import evaluation
+
+    results = {}
+    weights = None
+    for name, strategy in [("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
+                           ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
+        with strategy.scope():
+            model, images = _tiny_model_and_images(23)
+        if weights is None:
+            weights = [v.numpy() for v in model.variables]
+        for variable, value in zip(model.variables, weights):
+            variable.assign(value)
+        test = evaluation.evaluate(model, images, 40, batch_size=10, seed=5, strategy=strategy)
+        results[name] = {"replicas": strategy.num_replicas_in_sync,
+                         **{k: test[k].tolist() for k in evaluation.PER_IMAGE}}
+    return results
+
+
+def test_one_device_and_two_logical_cpus_give_equal_per_image_estimates():
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run([sys.executable, __file__, "replicas"], cwd=REPO_ROOT, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    one, two = results["one"], results["two"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert len(two["log_likelihood"]) == 23
+    for name in ("log_likelihood", "log_likelihood_se", "effective_sample_size", "elbo"):
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-5, err_msg=name)
+    assert len(set(one["log_likelihood"])) == 23  # 23 different values, not one repeated
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["replicas"]:
+        sys.path.insert(0, REPO_ROOT)
+        print(json.dumps(per_image_on_1_and_2_logical_cpus()))
+
+
+def test_progress_line_estimates_the_time_left_of_a_resumed_evaluation(monkeypatch):
+    import io
+
+    from trainers import common
+
+    clock = iter([0.0, 100.0, 100.0, 110.0])  # construction, then the calls below
+    monkeypatch.setattr(common.time, "perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = common.ProgressLine("Test", "images", stream=stream)
+    progress(800, 1000)  # resumed after 800 images, 100 s after the line was made (loading)
+    progress(900, 1000)  # 100 images in 10 s: 100 left, about 10 s
+    lines = stream.getvalue().splitlines()
+    assert lines == ["Test: 800/1000 images, 0 s", "Test: 900/1000 images, 10 s, about 10 s left"]
