@@ -90,7 +90,8 @@ def main(argv):
                 trainer_times += stamps.seconds()
                 model = trainer.model
                 stamps = EpochEnds()
-                model.fit(dataset.pipeline("train", 100, shuffle=True, seed=round_), epochs=FLAGS.bench_epochs,
+                model.fit(dataset.training_epochs(100, round_, 0, FLAGS.bench_epochs),  # the trainer's pipeline
+                          steps_per_epoch=dataset.steps_per_epoch(100), epochs=FLAGS.bench_epochs,
                           shuffle=False, verbose=0, callbacks=[stamps])
                 bare_times += stamps.seconds()
                 validation = dataset.pipeline("validation", None)

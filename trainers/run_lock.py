@@ -10,7 +10,7 @@ file is removed on a clean exit. A second program on the same directory gets
 On a network filesystem the lock holds across machines only where the
 filesystem supports locks (NFSv4, or NFSv3 with lockd; NFS mounted with
 ``nolock`` or ``local_lock=flock`` locks only within one machine); where it
-has none, ``hold`` warns and goes on unlocked (the README's *Training*).
+has none, ``hold`` warns and goes on unlocked (docs/guides/training.md).
 """
 import contextlib
 import datetime
