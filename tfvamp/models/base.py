@@ -292,7 +292,8 @@ class LatentVariableModel(keras.Model):
                 raise NonFiniteInputError(
                     f"The training data has a NaN or infinity in row {bad[0]} of x (batch "
                     f"{bad[0] // size + 1} of {math.ceil(len(values) / size)} at batch_size="
-                    f"{size}, before shuffling; {bad.size} rows in all); nothing was trained")
+                    f"{size}, before shuffling; {bad.size} bad row{'s' if bad.size > 1 else ''} in all); "
+                    "nothing was trained")
         return x
 
     def train_step(self, data):
