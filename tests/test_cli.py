@@ -197,3 +197,17 @@ def test_cpu_emulation_check_is_silent_without_x86_flags(tmp_path):
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an ARM CPU
     assert cli.cpu_emulates_bfloat16(str(cpuinfo)) is False
     assert cli.cpu_emulates_bfloat16(str(tmp_path / "missing")) is False
+
+
+@pytest.mark.parametrize("flags, kind", [
+    ("fpu sse2 avx avx2 fma", "avx2"),
+    ("fpu sse2 avx avx2 fma avx512f avx512_bf16", "avx512"),
+    ("fpu sse2 avx avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile", "avx512-amx"),
+    ("fpu sse2 avx", "other"),
+])
+def test_cpu_kind_names_the_vector_units_the_switches_are_decided_for(tmp_path, flags, kind):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n")
+    assert cli.cpu_kind(str(cpuinfo)) == kind
+    assert cli.describe_cpu(str(cpuinfo)).startswith(f"AMD EPYC ({kind}")
+    assert cli.cpu_kind(str(tmp_path / "missing")) == "other"

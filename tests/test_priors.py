@@ -181,3 +181,22 @@ def test_diagonal_gaussian_mixture_samples_have_the_mixture_moments_and_chosen_c
 def test_diagonal_gaussian_mixture_rejects_bad_shapes():
     with pytest.raises(ValueError, match="num_components, latent_dim"):
         DiagonalGaussianMixture(np.zeros([3], "float32"), np.zeros([3], "float32"))
+
+
+def test_diagonal_gaussian_draws_are_tfps_outside_xla_and_gaussian_inside():
+    """The posterior's draws name Philox: the same numbers as ``tfd.Normal``'s in
+    a ``tf.function``; inside XLA (the train step) a seeded, repeatable Gaussian."""
+    mean = tf.random.stateless_normal([50, LATENT], [1, 2])
+    log_variance = tf.random.stateless_uniform([50, LATENT], [3, 4], -2.0, 1.0)
+    seed = tf.constant([5, 6])
+    ours = diagonal_gaussian(mean, log_variance)
+    tfps = tfd.Independent(tfd.Normal(mean, tf.exp(0.5 * log_variance)), 1)
+    assert ours.batch_shape == [50] and ours.event_shape == [LATENT]
+    np.testing.assert_array_equal(tf.function(lambda: ours.sample(3, seed=seed))(),
+                                  tf.function(lambda: tfps.sample(3, seed=seed))())
+    draw = tf.function(lambda s: diagonal_gaussian(mean, log_variance).sample(4000, seed=s), jit_compile=True)
+    z = draw(seed).numpy()
+    np.testing.assert_array_equal(z, draw(seed).numpy())
+    assert not np.array_equal(z, draw(tf.constant([5, 7])).numpy())
+    eps = (z - mean.numpy()) / np.exp(0.5 * log_variance.numpy())
+    assert abs(eps.mean()) < 0.01 and abs(eps.std() - 1) < 0.01

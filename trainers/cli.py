@@ -67,17 +67,46 @@ def choose_onednn(model, precision):
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if use else "0")
 
 
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The x86 instruction-set flags of this CPU (a set), or None where
+    ``cpuinfo`` lists none (another architecture, or no /proc)."""
+    try:
+        with open(cpuinfo) as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+
+
+def cpu_kind(cpuinfo="/proc/cpuinfo"):
+    """The CPU kinds the speed switches are decided for (bench/README.md):
+    ``"avx512-amx"`` (AVX-512 with AMX tiles), ``"avx512"``, ``"avx2"``, or
+    ``"other"`` (no x86 flags, or older vector units)."""
+    flags_ = cpu_flags(cpuinfo) or set()
+    if "avx512f" in flags_:
+        return "avx512-amx" if "amx_tile" in flags_ else "avx512"
+    return "avx2" if "avx2" in flags_ else "other"
+
+
+def describe_cpu(cpuinfo="/proc/cpuinfo"):
+    """``"AMD EPYC (avx2: AVX2, no AVX-512)"``: the model name and the kind, for benchmark output."""
+    try:
+        with open(cpuinfo) as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "CPU")
+    except OSError:
+        model = "CPU"
+    flags_ = cpu_flags(cpuinfo) or set()
+    listed = [name for name in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+              if name in flags_]
+    return f"{model} ({cpu_kind(cpuinfo)}: {', '.join(listed) or 'no AVX2/AVX-512 flags'})"
+
+
 def cpu_emulates_bfloat16(cpuinfo="/proc/cpuinfo"):
     """Whether this x86 CPU lacks the instructions (AVX-512, or AVX-NE-CONVERT)
     that TensorFlow's oneDNN kernels need for bfloat16, so that TensorFlow falls
     back to emulating it (a convHVAE step measured 16x slower than float32 on
     such a CPU, bench/README.md). False where ``cpuinfo`` lists no x86 flags."""
-    try:
-        with open(cpuinfo) as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        return False
-    return flags is not None and not {"avx512f", "avx_ne_convert"} & set(flags)
+    flags_ = cpu_flags(cpuinfo)
+    return flags_ is not None and not {"avx512f", "avx_ne_convert"} & flags_
 
 
 def has_nvidia_driver():
