@@ -17,7 +17,11 @@ For each configuration, on Caltech 101 Silhouettes with the paper's settings
 
 Medians over the epochs after the first of each round (compilation); the
 two take turns ``--rounds`` times so they share the machine's load. Ratio =
-trainer / (bare + validation): the per-epoch cost of everything else. On a
+trainer / (bare + validation): the per-epoch cost of everything else. The
+FLOP bound of an epoch is its steps' and its validation pass's matmul FLOPs
+(``bench/measure.py``: 3x the forward for a step, the forward for the
+validation set) at this process's matmul rate, measured after every round;
+"x bound" = trainer / bound (issue 28's target: 1.5x). On a
 shared 2-core VM epoch times jump between two levels about 2x apart (the
 host's load), so the 10th percentiles, the least disturbed epochs, are
 printed too.
@@ -47,13 +51,16 @@ AUTHORS = {"standard": (0.60, 0.54), "vamp": (2.04, 2.50)}
 
 def main(argv):
     del argv
-    cli.choose_onednn("vae", "float32")  # as trainers.train runs the dense models
+    cli.choose_cpu_switches("vae", "float32")  # as trainers.train runs the dense models
     tf = cli.import_tensorflow()
     import keras
     import numpy as np
 
     from tfvamp import datasets, distribute
     from trainers import train, training
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from measure import matmul_rate, step_flops
 
     class EpochEnds(keras.callbacks.Callback):
         """Time stamps of the start of training and of every epoch's end."""
@@ -69,14 +76,14 @@ def main(argv):
 
     dataset = datasets.load_dataset("caltech")
     defaults = {f.name: f.default for f in train.FLAGS.get_flags_for_module(train)}
-    rows = []
+    rows, all_rates = [], []
     for model_name in FLAGS.bench_models:
         for prior in FLAGS.bench_priors:
             config = {**defaults, "model": model_name, "prior": prior, "verbose": "2",
                       "sample_every": 10,
                       "output_dir": tempfile.mkdtemp(prefix="tfvamp_bench_")}
             strategy = distribute.make_strategy(config["strategy"])  # auto, as the trainer
-            trainer_times, bare_times, validation_times = [], [], []
+            trainer_times, bare_times, validation_times, rates = [], [], [], []
             trainer = None
             for round_ in range(FLAGS.rounds):
                 config["epochs"] = (round_ + 1) * FLAGS.bench_epochs
@@ -100,16 +107,22 @@ def main(argv):
                     start = time.perf_counter()
                     model.evaluate(validation, verbose=0)
                     validation_times.append(time.perf_counter() - start)
+                rates.append(matmul_rate())
+            steps = dataset.steps_per_epoch(100)
+            bound = (steps * step_flops(model, 100) + step_flops(model, len(dataset.validation)) / 3) \
+                / np.median(rates)
             trainer_s, trainer_p10 = np.median(trainer_times), np.percentile(trainer_times, 10)
             bare_s, bare_p10 = np.median(bare_times), np.percentile(bare_times, 10)
             validation_s, validation_p10 = np.median(validation_times), np.percentile(validation_times, 10)
             authors = min(AUTHORS[prior])
+            all_rates += rates
             rows.append((model_name, prior, f"{trainer_s:.3f} ({trainer_p10:.3f})",
                          f"{bare_s:.3f} ({bare_p10:.3f})", f"{validation_s:.3f} ({validation_p10:.3f})",
                          f"{trainer_s / (bare_s + validation_s):.2f} "
                          f"({trainer_p10 / (bare_p10 + validation_p10):.2f})",
                          f"{authors / trainer_s:.1f}x ({authors / trainer_p10:.1f}x)"
-                         if model_name == "vae" else "-"))
+                         if model_name == "vae" else "-",
+                         f"{bound:.3f}", f"{trainer_s / bound:.2f} ({trainer_p10 / bound:.2f})"))
             print(f"done {model_name} {prior}: trainer {np.round(trainer_times, 3)} "
                   f"bare {np.round(bare_times, 3)}", file=sys.stderr, flush=True)
     load = os.getloadavg()
@@ -117,8 +130,11 @@ def main(argv):
           f"TensorFlow {tf.__version__}")
     print("Median (10th percentile) over epochs; ratio = trainer / (bare + validation); "
           "speed-up against the authors' best epoch time measured here.")
-    print("| model | prior | trainer s/epoch | bare fit s/epoch | validation pass s | ratio | vs authors |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"{cli.describe_cpu()}; matmul rate {np.median(all_rates) / 1e9:.0f} GFLOP/s "
+          f"(median of the rounds, {np.min(all_rates) / 1e9:.0f}-{np.max(all_rates) / 1e9:.0f})")
+    print("| model | prior | trainer s/epoch | bare fit s/epoch | validation pass s | ratio | vs authors "
+          "| FLOP bound s | x bound |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

@@ -50,7 +50,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    cli.choose_onednn(FLAGS.model, FLAGS.precision)
+    cli.choose_cpu_switches(FLAGS.model, FLAGS.precision, evaluation_only=True)
     cli.import_tensorflow()
     from tfvamp.distribute import configure_logical_cpus
 

@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    cli.choose_onednn(FLAGS.model, FLAGS.precision)  # as trainers.train
+    cli.choose_cpu_switches(FLAGS.model, FLAGS.precision, evaluation_only=True)  # as trainers.evaluate
     cli.import_tensorflow()
     from tfvamp import datasets, evaluation, models
 

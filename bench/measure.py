@@ -33,6 +33,28 @@ def _graph_flops(graph):
     return total
 
 
+def median_seconds(function, calls):
+    """Median wall time of ``calls`` calls of ``function()``."""
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
+def matmul_rate(n=1024, repeats=10):
+    """FLOP/s of a float32 n x n x n matmul in this process: the faster of
+    XLA's and TensorFlow's kernel, the machine's limit the targets are set against."""
+    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+    rates = []
+    for jit_compile in (True, False):
+        matmul = tf.function(tf.matmul, jit_compile=jit_compile)
+        matmul(a, b).numpy()
+        rates.append(2 * n ** 3 / median_seconds(lambda: matmul(a, b).numpy(), repeats))
+    return max(rates)
+
+
 def step_flops(model, batch_size=100):
     """3x the matmul/conv FLOPs of the traced forward negative ELBO of one batch
     (forward + backward), the VampPrior's pseudo-input encoder pass included."""

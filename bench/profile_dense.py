@@ -4,8 +4,8 @@ spend their time (issue 28), from TensorFlow's profiler.
     PYTHONPATH=. python bench/profile_dense.py                     # vae, hvae x standard, vamp; ~3 min
     PYTHONPATH=. python bench/profile_dense.py --models=vae --priors=standard --eval=false
 
-For each model and prior, in one process (oneDNN as ``trainers.train`` sets it
-for the dense float32 models):
+For each model and prior, in one process (oneDNN and XLA's flags as ``trainers.train``
+sets them for the dense float32 models, ``trainers.cli.choose_cpu_switches``):
 
 * the train step as the trainer compiles it (``train_step`` under XLA,
   AdamNormGrad, a Caltech batch of 100), median wall time over ``--steps``;
@@ -31,9 +31,11 @@ import os
 import re
 import sys
 import tempfile
-import time
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as trainers.cli.choose_onednn, dense float32
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainers import cli  # noqa: E402
+
+cli.choose_cpu_switches("vae", "float32")  # as trainers.train sets them for the dense models
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -41,10 +43,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import step_flops  # noqa: E402
-from trainers import cli  # noqa: E402
+from measure import _graph_flops, matmul_rate, median_seconds, step_flops  # noqa: E402
 
 flags.DEFINE_list("models", ["vae", "hvae"], "Dense models to profile.")
 flags.DEFINE_list("priors", ["standard", "vamp"], "Priors to profile.")
@@ -53,6 +53,8 @@ flags.DEFINE_integer("trace_steps", 20, "Train steps traced by the profiler.")
 flags.DEFINE_boolean("eval", True, "Also profile the IS evaluation of one image.")
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples of the profiled evaluation.")
 flags.DEFINE_integer("eval_images", 3, "Images timed (and traced) for the evaluation.")
+flags.DEFINE_boolean("compare_noise", True, "Also time the step with TFP's own noise (TensorFlow's "
+                     "auto_select generator) against the posterior's Philox noise, taking turns.")
 flags.DEFINE_integer("top", 8, "Slowest thunks or ops listed per configuration.")
 
 FLAGS = flags.FLAGS
@@ -63,18 +65,6 @@ CONTAINERS = re.compile(r"ThunkExecutor|SlinkyThreadPool|Await|Execute|BlockUnti
                         r"tf_data|Iterator|::|^\$")
 INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = \S+ ([\w\-]+)\(")
 OP_NAME = re.compile(r'op_name="([^"]*)"')
-
-
-def matmul_rate(n=1024, repeats=10):
-    """FLOP/s of a float32 n x n x n matmul in this process: the faster of
-    XLA's and TensorFlow's kernel (this machine's limit for the steps)."""
-    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
-    rates = []
-    for jit_compile in (True, False):
-        matmul = tf.function(tf.matmul, jit_compile=jit_compile)
-        matmul(a, b).numpy()
-        rates.append(2 * n ** 3 / median_seconds(lambda: matmul(a, b).numpy(), repeats))
-    return max(rates)
 
 
 def hlo_instructions(hlo_text):
@@ -122,15 +112,6 @@ def traced(function, calls):
     return events
 
 
-def median_seconds(function, calls):
-    seconds = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        function()
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
-
-
 def print_breakdown(title, groups, per, wall):
     total = sum(groups.values())
     print(f"\n{title}: {1e3 * wall:.2f} ms wall, {2e3 * wall:.2f} ms of thread time on 2 cores")
@@ -172,6 +153,30 @@ def profile_train_step(model, x, rate):
     return wall, bound
 
 
+def compare_noise(model, x, rounds=5):
+    """Median step times with the posterior's noise from TFP's ``tfd.Normal``
+    (TensorFlow's ``auto_select``: XLA's default generator in this step) and
+    from ``PhiloxNormal``, the two compiled steps taking turns."""
+    from tfvamp import priors
+
+    steps = {"philox": tf.function(model.train_step, jit_compile=True)}
+    ours = priors.PhiloxNormal._sample_n
+    priors.PhiloxNormal._sample_n = priors.tfd.Normal._sample_n
+    try:
+        steps["tfp default"] = tf.function(model.train_step, jit_compile=True)
+        steps["tfp default"](x)["loss"].numpy()  # traced with TFP's sampler
+    finally:
+        priors.PhiloxNormal._sample_n = ours
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            step(x)["loss"].numpy()
+            times[name].append(median_seconds(lambda: step(x)["loss"].numpy(), FLAGS.steps // rounds))
+    before, after = np.median(times["tfp default"]), np.median(times["philox"])
+    print(f"noise from TFP's default generator {1e3 * before:.2f} ms, from Philox {1e3 * after:.2f} ms "
+          f"a step: {before / after:.2f}x")
+
+
 def profile_evaluation(model, images, rate):
     from tfvamp import evaluation
 
@@ -196,7 +201,6 @@ def profile_evaluation(model, images, rate):
     decoder = tf.function(lambda z: model.decoder(z)) if hasattr(model, "decoder") else None
     if decoder is not None:
         z = tf.zeros([FLAGS.eval_samples, model.latent_dim])
-        from measure import _graph_flops
         flops = _graph_flops(decoder.get_concrete_function(z).graph)
         print(f"decoder FLOPs per image {flops / 1e9:.2f} G -> {1e3 * flops / rate:.1f} ms at the matmul "
               f"rate; evaluation at {100 * flops / rate / wall:.0f}% of the matmul rate")
@@ -208,7 +212,7 @@ def main(argv):
     from tfvamp.optimizers import AdamNormGrad
 
     print(f"{cli.describe_cpu()}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
-          f"TF {tf.__version__}, oneDNN {os.environ['TF_ENABLE_ONEDNN_OPTS']}")
+          f"TF {tf.__version__}, oneDNN {os.environ['TF_ENABLE_ONEDNN_OPTS']}, XLA_FLAGS {os.environ['XLA_FLAGS']!r}")
     data = datasets.load_dataset("caltech")
     x = tf.constant(data.train[:BATCH])
     for name in FLAGS.models:
@@ -219,6 +223,8 @@ def main(argv):
             model(x)
             print(f"\n## {name} + {prior} prior")
             profile_train_step(model, x, matmul_rate())
+            if FLAGS.compare_noise:
+                compare_noise(model, x)
             if FLAGS.eval:
                 profile_evaluation(model, data.test, matmul_rate())
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")

@@ -26,6 +26,9 @@ import time
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainers import cli  # noqa: E402
+
 flags.DEFINE_list("models", ["convhvae", "pixelhvae"], "Models to time.")
 flags.DEFINE_list("priors", ["vamp"], "Priors to time.")
 flags.DEFINE_integer("steps", 6, "Timed training steps per child (after one warm-up execution).")
@@ -48,6 +51,7 @@ SETTINGS = {
 def child(spec):
     """Times one setting in this process; prints one JSON line."""
     model_name, prior, precision, xla = spec.split(",")
+    cli.choose_cpu_switches(model_name, precision)  # XLA's flags as the trainer (oneDNN: the parent's)
     import numpy as np
     import tensorflow as tf
 
@@ -107,7 +111,7 @@ def main(argv):
 
     settings = FLAGS.settings or list(SETTINGS)
     configs = [(m, p) for m in FLAGS.models for p in FLAGS.priors]
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+    print(f"{cli.describe_cpu()}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
           f"{FLAGS.steps} steps per child, {FLAGS.rounds} round(s)", flush=True)
     results = {}
     for _ in range(FLAGS.rounds):

@@ -173,11 +173,29 @@ def test_the_wheel_ships_the_configs_and_a_license(tmp_path):
 def test_onednn_is_chosen_per_model_and_precision_unless_the_user_set_it(monkeypatch, model, precision,
                                                                         expected):
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
-    cli.choose_onednn(model, precision)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)  # restored after the test
+    cli.choose_cpu_switches(model, precision)
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == expected
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1" if expected == "0" else "0")
-    cli.choose_onednn(model, precision)
+    cli.choose_cpu_switches(model, precision)
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] != expected  # the user's setting wins
+
+
+def test_an_evaluation_only_run_uses_onednn_for_every_model(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)  # restored after the test
+    cli.choose_cpu_switches("vae", "float32", evaluation_only=True)
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+
+def test_xla_flags_are_added_to_the_users_and_never_override_them(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/dump")
+    cli.choose_cpu_switches("vae", "float32")
+    cli.choose_cpu_switches("vae", "float32")  # a second call adds nothing
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/dump " + " ".join(cli.XLA_CPU_FLAGS)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_copy_insertion_use_region_analysis=false")
+    cli.choose_cpu_switches("vae", "float32")
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_copy_insertion_use_region_analysis=false"
 
 
 @pytest.mark.parametrize("flags, emulated", [

@@ -54,17 +54,33 @@ BENIGN_NATIVE_LINES = (
 NO_DRIVER_LINES = (r"cuda_platform\.cc.*failed call to cuInit",)
 
 
-# TensorFlow's oneDNN kernels, chosen by measurement (bench/switches.py, bench/README.md):
-# they make the convolutional models' steps 1.2-1.9x faster, bfloat16 needs them, and the
-# dense models' float32 steps measured up to 1.3x slower with them.
+# TensorFlow's oneDNN kernels, chosen by measurement (bench/switches.py, bench/eval_time.py,
+# bench/README.md), the same on AVX2 and AVX-512 CPUs: they make the convolutional models' steps
+# 1.2-1.9x faster, bfloat16 needs them, and the IS evaluation of the dense models 1.1-1.2x
+# faster; the dense models' XLA-compiled float32 train steps measured no faster with them
+# (0.76-1.23x, within the noise of one round), so their training runs keep TensorFlow's own.
 CONVOLUTIONAL_MODELS = ("convhvae", "pixelhvae")
 
 
-def choose_onednn(model, precision):
-    """Sets ``TF_ENABLE_ONEDNN_OPTS`` (before TensorFlow is imported) for a
-    run of ``model`` in ``precision``, unless the environment already sets it."""
-    use = model in CONVOLUTIONAL_MODELS or precision != "float32"
+# XLA's copy insertion with region analysis: the compiled train step then no longer copies
+# weight matrices that the backward pass reads and the optimizer updates in place (bit-identical
+# weights; 14 and 27 fewer thunks in the VAE and HVAE steps, bench/README.md).
+XLA_CPU_FLAGS = ("--xla_cpu_copy_insertion_use_region_analysis=true",)
+
+
+def choose_cpu_switches(model, precision, evaluation_only=False):
+    """Sets, before TensorFlow is imported, the switches measured fastest for
+    a run of ``model`` in ``precision`` (bench/README.md), each unless the
+    environment already sets it: ``TF_ENABLE_ONEDNN_OPTS`` (oneDNN) and the
+    flags of ``XLA_CPU_FLAGS`` in ``XLA_FLAGS``. ``evaluation_only``: a run
+    that only evaluates (``trainers.evaluate``), with oneDNN for every model."""
+    use = evaluation_only or model in CONVOLUTIONAL_MODELS or precision != "float32"
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if use else "0")
+    xla_flags = os.environ.get("XLA_FLAGS", "")
+    for flag in XLA_CPU_FLAGS:
+        if flag.split("=")[0] not in xla_flags:
+            xla_flags = f"{xla_flags} {flag}".strip()
+    os.environ["XLA_FLAGS"] = xla_flags
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo"):

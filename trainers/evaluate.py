@@ -124,7 +124,7 @@ def main(argv):
 def evaluate_and_report(config):
     """Evaluates the run in ``--output_dir`` under ``--strategy``; the chief
     writes and prints the results."""
-    cli.choose_onednn(config["model"], config["precision"])
+    cli.choose_cpu_switches(config["model"], config["precision"], evaluation_only=True)
     cli.import_tensorflow()
     from tfvamp import distribute
 

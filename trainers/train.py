@@ -122,7 +122,7 @@ def train_and_report(config):
     if finished and not config["replace_results"]:
         print(finished)
         return
-    cli.choose_onednn(config["model"], config["precision"])
+    cli.choose_cpu_switches(config["model"], config["precision"])
     cli.import_tensorflow()
     from trainers import training
 
