@@ -12,7 +12,8 @@
 # the run's row); CONV_BUDGET= (empty) runs the full protocol, e.g. on a GPU.
 # Static MNIST (RUNS="static_mnist_vae_standard static_mnist_vae_vamp") runs the full protocol
 # too: hours to a day per run on 2 cores, resumable (results/record_progress.py RUNS_DIR
-# records how far an unfinished run got, for RESULTS.md).
+# records how far an unfinished run got, for RESULTS.md; with --with_checkpoints also its
+# checkpoints, in results/unfinished/NAME/, from which this script resumes it on another machine).
 # A run with results in RUNS_DIR is not run again; an interrupted one resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,10 @@ run() {  # run CONFIG SEED [extra flags]
   local config=$1 seed=$2; shift 2
   local name="${config}_${SHORT[$INIT]}${ABLATION:+_$ABLATION}_seed${seed}"
   if [ ! -f "$RUNS_DIR/$name/results.json" ]; then
+    if [ ! -d "$RUNS_DIR/$name/checkpoints/state" ] && [ -d "results/unfinished/$name/checkpoints" ]; then
+      mkdir -p "$RUNS_DIR/$name"  # a run carried over in the repository (record_progress.py --with_checkpoints)
+      cp -r "results/unfinished/$name/." "$RUNS_DIR/$name/"
+    fi
     python -m trainers.train --config="$config" --kernel_initializer="$INIT" --seed="$seed" \
       --data_dir="$DATA_DIR" --output_dir="$RUNS_DIR/$name" --verbose=2 \
       ${ABLATION:+${ABLATION_FLAGS[$ABLATION]}} "$@" > "$RUNS_DIR/$name.log" 2>&1

@@ -1,8 +1,10 @@
 """The trainer's outputs, kill-and-resume, non-finite losses and trainers.evaluate."""
+import importlib.util
 import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -290,3 +292,29 @@ def test_early_stopping_says_why_it_stopped():
     assert early_stopping.stop_reason() == (
         "Stopped early after epoch 6: the validation loss did not improve for 3 epochs (patience 2, "
         "counted after the 3 warm-up epochs); best 4.000 at epoch 2.")
+
+
+def test_a_run_kept_in_the_repository_resumes_on_another_machine(finished_run, tmp_path, monkeypatch):
+    """record_progress.py --with_checkpoints keeps what resuming needs; reproduce.sh copies it
+    into an empty run directory, from which the trainer goes on after the kept epoch."""
+    original, results = finished_run
+    spec = importlib.util.spec_from_file_location(
+        "record_progress", os.path.join(REPO_ROOT, "results", "record_progress.py"))
+    record_progress = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_progress)
+    monkeypatch.setattr(record_progress, "UNFINISHED", str(tmp_path / "unfinished"))
+    unfinished_run = tmp_path / "unfinished_run"
+    shutil.copytree(original, unfinished_run)
+    (unfinished_run / "results.json").unlink()
+    entry = record_progress.record(str(unfinished_run), "run", with_checkpoints=True)
+    assert entry["epochs_completed"] == 2
+    kept = tmp_path / "unfinished" / "run"
+    assert sorted(p.name for p in (kept / "checkpoints" / "state").iterdir())[0] == "checkpoint"
+    assert any(p.name.startswith(f"epoch-{entry['best_epoch']}.") for p in (kept / "checkpoints" / "best").iterdir())
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(kept, elsewhere)  # reproduce.sh: cp -r results/unfinished/NAME/. RUNS_DIR/NAME/
+    resumed = train.train_and_evaluate(config_for(elsewhere, epochs=3))
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["history"][:2] == results["history"]
+    assert record_progress.record(str(elsewhere), "run") is None and not kept.exists()
