@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from trainers import cli  # noqa: E402

@@ -147,7 +147,7 @@ def profile_train_step(model, x, rate):
           f"{1e3 * bound:.2f} ms; step at {100 * bound / wall:.0f}% of the matmul rate; "
           f"the step's own matmuls ran at {100 * bound / (matmul_seconds / 2):.0f}% of it "
           f"(their thread time over 2 cores)")
-    print(f"slowest thunks (thread ms per step):")
+    print("slowest thunks (thread ms per step):")
     for (name, kind, op_name), seconds in thunks.most_common(FLAGS.top):
         print(f"  {1e3 * seconds / FLAGS.trace_steps:6.2f}  {name} ({kind}) <- {op_name[-90:]}")
     return wall, bound

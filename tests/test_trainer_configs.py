@@ -13,7 +13,7 @@ import pytest
 from absl import flags
 
 import configs
-from tfvamp import datasets, models, priors
+from tfvamp import models, priors
 from trainers import train
 
 # Image shape and likelihood of each dataset of the paper (supplementary 8.4.1).

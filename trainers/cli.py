@@ -104,7 +104,7 @@ def cpu_kind(cpuinfo="/proc/cpuinfo"):
 
 
 def describe_cpu(cpuinfo="/proc/cpuinfo"):
-    """``"AMD EPYC (avx2: AVX2, no AVX-512)"``: the model name and the kind, for benchmark output."""
+    """``"AMD EPYC (avx2: avx2)"``: the model name, the kind and its flags, for benchmark output."""
     try:
         with open(cpuinfo) as f:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "CPU")
