@@ -297,7 +297,7 @@ def test_early_stopping_says_why_it_stopped():
 def test_a_run_kept_in_the_repository_resumes_on_another_machine(finished_run, tmp_path, monkeypatch):
     """record_progress.py --with_checkpoints keeps what resuming needs; reproduce.sh copies it
     into an empty run directory, from which the trainer goes on after the kept epoch."""
-    original, results = finished_run
+    original, _ = finished_run
     spec = importlib.util.spec_from_file_location(
         "record_progress", os.path.join(REPO_ROOT, "results", "record_progress.py"))
     record_progress = importlib.util.module_from_spec(spec)
@@ -305,16 +305,18 @@ def test_a_run_kept_in_the_repository_resumes_on_another_machine(finished_run, t
     monkeypatch.setattr(record_progress, "UNFINISHED", str(tmp_path / "unfinished"))
     unfinished_run = tmp_path / "unfinished_run"
     shutil.copytree(original, unfinished_run)
+    history = json.loads((unfinished_run / "results.json").read_text())["history"]  # other tests may extend the run
     (unfinished_run / "results.json").unlink()
     entry = record_progress.record(str(unfinished_run), "run", with_checkpoints=True)
-    assert entry["epochs_completed"] == 2
+    epochs = entry["epochs_completed"]
+    assert epochs == len(history)
     kept = tmp_path / "unfinished" / "run"
     assert sorted(p.name for p in (kept / "checkpoints" / "state").iterdir())[0] == "checkpoint"
     assert any(p.name.startswith(f"epoch-{entry['best_epoch']}.") for p in (kept / "checkpoints" / "best").iterdir())
 
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(kept, elsewhere)  # reproduce.sh: cp -r results/unfinished/NAME/. RUNS_DIR/NAME/
-    resumed = train.train_and_evaluate(config_for(elsewhere, epochs=3))
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
-    assert resumed["history"][:2] == results["history"]
+    resumed = train.train_and_evaluate(config_for(elsewhere, epochs=epochs + 1))
+    assert [h["epoch"] for h in resumed["history"]] == list(range(1, epochs + 2))
+    assert resumed["history"][:epochs] == history
     assert record_progress.record(str(elsewhere), "run") is None and not kept.exists()
