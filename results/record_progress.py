@@ -28,8 +28,8 @@ INITIALIZER_SHORT = {"he_normal": "he", "glorot_uniform": "glorot"}
 
 
 def resume_command(name, config):
-    """The reproduce.sh call that resumes run ``name`` (it trains it from scratch where its
-    checkpoints are gone)."""
+    """The reproduce.sh call that resumes run ``name``: from RUNS_DIR's checkpoints, else from
+    those kept in ``results/unfinished/NAME/``, else (both gone) from scratch."""
     init = config.get("kernel_initializer", "he_normal")
     prefix = f"INIT={init} " if init != "he_normal" else ""
     return (f"{prefix}RUNS={config['config']} SEEDS={config['seed']} "
