@@ -151,8 +151,7 @@ def test_fresh_process_serves_the_same_model(model_name, prior, export_of, calte
 
 
 @pytest.mark.parametrize("model_name", [
-    pytest.param(m, marks=[] if (m, "vamp") in DEFAULT_EXPORTS else [pytest.mark.slow])
-    for m in sorted(models.MODELS)])
+    pytest.param(m, marks=[] if m == "vae" else [pytest.mark.slow]) for m in sorted(models.MODELS)])
 def test_saved_model_cli_shows_every_signature_with_shapes_and_dtypes(model_name, export_of):
     _, path = export_of(model_name, "vamp")
     result = run(SAVED_MODEL_CLI, "show", "--all", "--dir", path)
@@ -217,6 +216,7 @@ def test_load_model_restores_the_exported_weights(tmp_path):
         np.testing.assert_array_equal(saved.numpy(), loaded.numpy(), err_msg=saved.path)
 
 
+@pytest.mark.slow
 def test_trainers_export_writes_the_next_version_of_a_run(export_of, tmp_path):
     model, _ = export_of("vae", "mog")
     export.export_model(model, str(tmp_path / "export"))

@@ -152,6 +152,7 @@ def test_an_output_dir_without_write_permission_is_one_line(tmp_path):
     assert os.listdir(locked) == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_training_is_one_line_and_keeps_what_was_written(tmp_path):
     def small_files():  # every file beyond 64 KiB is refused, as by a full disk
         _default_sigint()

@@ -134,6 +134,7 @@ def test_tfds_load_from_shared_data_matches_load_dataset(tmp_path, name, folder,
     assert (through_tfds.likelihood, through_tfds.pseudo_inputs_init) == (before.likelihood, before.pseudo_inputs_init)
 
 
+@pytest.mark.slow
 def test_static_mnist_through_tfds_binarized_mnist_from_shared_data(tmp_path):
     """TFDS's own builder, prepared offline from the .npz: its checksums validate the written .amat files."""
     shared("binarized_mnist", static_mnist.NPZ)

@@ -96,6 +96,7 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     assert (tmp_path / "results.json").read_bytes() == results_bytes
 
 
+@pytest.mark.slow
 def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cli, "cpu_emulates_bfloat16", lambda: True)  # a CPU without AVX-512
     results = train.train_and_evaluate(config_for(tmp_path, epochs=1, precision="bfloat16",
@@ -227,6 +228,7 @@ def _read_until(process, pattern, timeout):
     return "".join(text), found.is_set()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     command = [sys.executable, "-m", "trainers.train", "--dataset=caltech", "--prior=vamp",
                "--num_components=10", "--hidden_units=64", "--latent_dim=4", "--eval_samples=10",
