@@ -13,7 +13,10 @@ For each configuration, on Caltech 101 Silhouettes with the paper's settings
   epoch's end to the next's, after every callback;
 * **bare**: ``model.fit`` on the same model and pipeline with no callbacks
   and no validation, plus one validation pass (``model.evaluate`` of the
-  trainer's validation set), timed the same way.
+  trainer's validation set), timed the same way;
+* **parts** (``--parts``, the default): the trainer's epochs of the first
+  round split into the step calls, Keras' loop around them, the validation
+  pass and each callback's ``on_epoch_end``.
 
 Medians over the epochs after the first of each round (compilation); the
 two take turns ``--rounds`` times so they share the machine's load. Ratio =
@@ -41,6 +44,7 @@ flags.DEFINE_list("bench_models", ["vae", "hvae"], "Models to time.")
 flags.DEFINE_list("bench_priors", ["standard", "vamp"], "Priors to time.")
 flags.DEFINE_integer("bench_epochs", 10, "Epochs per round and kind (the first is not counted).")
 flags.DEFINE_integer("rounds", 2, "Rounds of (trainer, bare) per configuration.")
+flags.DEFINE_boolean("parts", True, "Also split the trainer's epoch (first round) into its parts.")
 
 
 FLAGS = flags.FLAGS
@@ -62,6 +66,58 @@ def main(argv):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from measure import matmul_rate, step_flops
 
+    class EpochParts(keras.callbacks.Callback):
+        """Where each epoch of ``fit`` goes: the step calls, Keras' loop between
+        them and around the validation pass, the pass itself, each callback's
+        ``on_epoch_end`` (``time_callbacks`` wraps them) and the gap to the next
+        epoch; seconds per epoch, each epoch's parts adding up to its time."""
+
+        def __init__(self):
+            super().__init__()
+            self.epochs, self.now, self.mark = [], {}, None
+
+        def _add(self, name, since):
+            now = time.perf_counter()
+            self.now[name] = self.now.get(name, 0.0) + now - since
+            return now
+
+        def time_callbacks(self, callbacks):
+            for callback in callbacks:
+                def timed(epoch, logs=None, hook=callback.on_epoch_end, name=type(callback).__name__):
+                    start = time.perf_counter()
+                    hook(epoch, logs)
+                    self.mark = self._add(f"{name}.on_epoch_end", start)
+                callback.on_epoch_end = timed
+            return callbacks
+
+        def on_epoch_begin(self, epoch, logs=None):
+            previous, self.now = self.now, {}
+            if self.mark is not None:  # the previous epoch's last callback to this epoch's start
+                previous["between epochs"] = time.perf_counter() - self.mark
+                self.epochs.append(previous)
+            self.mark = time.perf_counter()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.mark = self._add("before the first step" if batch == 0 else "between steps", self.mark)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.mark = self._add("steps", self.mark)
+
+        def on_test_begin(self, logs=None):
+            self.mark = self._add("last step to the validation pass", self.mark)
+
+        def on_test_end(self, logs=None):
+            self.mark = self._add("validation pass", self.mark)
+
+        def on_epoch_end(self, epoch, logs=None):  # called first: the callbacks' times come after
+            self.mark = self._add("validation pass to the callbacks", self.mark)
+
+        def medians(self):
+            """Each part's median over the epochs after the first (compilation), and the epochs' median."""
+            epochs = self.epochs[1:]
+            parts = {name: float(np.median([e.get(name, 0.0) for e in epochs])) for name in epochs[-1]}
+            return parts, float(np.median([sum(e.values()) for e in epochs]))
+
     class EpochEnds(keras.callbacks.Callback):
         """Time stamps of the start of training and of every epoch's end."""
 
@@ -76,7 +132,7 @@ def main(argv):
 
     dataset = datasets.load_dataset("caltech")
     defaults = {f.name: f.default for f in train.FLAGS.get_flags_for_module(train)}
-    rows, all_rates = [], []
+    rows, all_rates, all_parts = [], [], []
     for model_name in FLAGS.bench_models:
         for prior in FLAGS.bench_priors:
             config = {**defaults, "model": model_name, "prior": prior, "verbose": "2",
@@ -89,12 +145,20 @@ def main(argv):
                 config["epochs"] = (round_ + 1) * FLAGS.bench_epochs
                 trainer = training.Trainer(config, dataset, strategy, config["output_dir"])
                 stamps = EpochEnds()
+                if FLAGS.parts and round_ == 0:
+                    parts = EpochParts()
+                    fit = trainer.model.fit
+                    trainer.model.fit = lambda *args, callbacks, **kwargs: fit(
+                        *args, callbacks=[parts, *parts.time_callbacks(callbacks)], **kwargs)
                 sys.stdout, printed = io.StringIO(), sys.stdout  # the epoch lines
                 try:
                     trainer.fit([stamps])
                 finally:
                     sys.stdout = printed
                 trainer_times += stamps.seconds()
+                if FLAGS.parts and round_ == 0:
+                    del trainer.model.fit
+                    all_parts.append((model_name, prior, *parts.medians()))
                 model = trainer.model
                 stamps = EpochEnds()
                 model.fit(dataset.training_epochs(100, round_, 0, FLAGS.bench_epochs),  # the trainer's pipeline
@@ -137,6 +201,12 @@ def main(argv):
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    for model_name, prior, parts, epoch in all_parts:
+        print(f"\n{model_name} + {prior}: the trainer's epoch in parts (medians over the first round's "
+              f"epochs after its first; epoch {epoch:.3f} s, parts {sum(parts.values()):.3f} s)")
+        print("| part | s/epoch | share |\n|---|---|---|")
+        for name, seconds in sorted(parts.items(), key=lambda item: -item[1]):
+            print(f"| {name} | {seconds:.4f} | {seconds / epoch:.0%} |")
 
 
 if __name__ == "__main__":
