@@ -203,7 +203,8 @@ def main(argv):
         print("| " + " | ".join(row) + " |")
     for model_name, prior, parts, epoch in all_parts:
         print(f"\n{model_name} + {prior}: the trainer's epoch in parts (medians over the first round's "
-              f"epochs after its first; epoch {epoch:.3f} s, parts {sum(parts.values()):.3f} s)")
+              f"epochs after its first: epoch {epoch:.3f} s, the parts' medians add up to "
+              f"{sum(parts.values()):.3f} s)")
         print("| part | s/epoch | share |\n|---|---|---|")
         for name, seconds in sorted(parts.items(), key=lambda item: -item[1]):
             print(f"| {name} | {seconds:.4f} | {seconds / epoch:.0%} |")
