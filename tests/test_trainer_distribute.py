@@ -99,6 +99,7 @@ def test_two_replicas_compute_the_same_loss_and_gradients_as_one():
     assert moved > 1e-3  # the steps changed the weights: equal updates are not trivially equal
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus_trains_from_the_command_line(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "trainers.train", *TINY, "--epochs=2", "--strategy=mirrored",
