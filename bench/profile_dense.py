@@ -11,9 +11,12 @@ sets them for the dense float32 models, ``trainers.cli.choose_cpu_switches``):
   AdamNormGrad, a Caltech batch of 100), median wall time over ``--steps``;
 * a profiler trace of ``--trace_steps`` more steps: every XLA thunk (one
   HLO instruction of the optimised module: a matmul, a fused elementwise
-  loop, a copy) with its thread time, grouped by what it computes (the TF op
+  loop, a copy) with its duration, grouped by what it computes (the TF op
   it came from: forward pass, gradient, optimizer update, random noise) and
-  by kind (matmul or not);
+  by kind (matmul or not); each matmul's own rate (its FLOPs from the HLO
+  shapes over its duration);
+* how many of the 2 cores the timed steps kept busy (the process's CPU time
+  over the wall time);
 * the same for one image's IS evaluation at S = ``--eval_samples`` (the
   per-image function ``tfvamp.evaluate`` runs, a plain ``tf.function``, so
   the trace shows TensorFlow ops);
@@ -21,9 +24,12 @@ sets them for the dense float32 models, ``trainers.cli.choose_cpu_switches``):
   between the timed steps, and the FLOP-bound time of a step (its matmul
   FLOPs, ``bench/measure.py``, at that rate).
 
-Thread times add up over the 2 cores, so a step of ``w`` ms has ``2w`` ms of
-thread time; what no thunk or op used is the executor's own waiting and
-dispatch ("idle").
+XLA runs a step's thunks one after the other, mostly: a thunk's duration is
+wall time. A matmul thunk keeps both cores busy (Eigen splits it), an
+elementwise fusion one, so the thunks' durations add up to about the step's
+wall time, and the CPU time says how much of it the second core worked.
+(The evaluation's TensorFlow ops do run two at a time, on TensorFlow's 2
+inter-op threads, so their durations add up to more than its wall time.)
 """
 import collections
 import glob
@@ -31,6 +37,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from trainers import cli  # noqa: E402
@@ -63,18 +70,37 @@ BATCH = 100
 CONTAINERS = re.compile(r"ThunkExecutor|SlinkyThreadPool|Await|Execute|BlockUntilReady|__inference|"
                         r"train_step|EagerCopy|FunctionRun|ExecutorState|RunFunction|Host|"
                         r"tf_data|Iterator|::|^\$")
-INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = \S+ ([\w\-]+)\(")
+INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ([\w\-]+)\(([^)]*)\)")
 OP_NAME = re.compile(r'op_name="([^"]*)"')
+CONTRACTING = re.compile(r"lhs_contracting_dims=\{([\d,]*)\}")
+
+
+def dims(shape):
+    """The dimensions of an HLO shape such as ``f32[100,600]{1,0}`` (a list)."""
+    found = re.match(r"\w+\[([\d,]*)\]", shape)
+    return [int(d) for d in found.group(1).split(",") if d] if found else []
 
 
 def hlo_instructions(hlo_text):
-    """``{instruction name: (opcode, TF op name)}`` of an optimised HLO module."""
-    table = {}
+    """``{instruction name: (opcode, TF op name, FLOPs)}`` of an optimised HLO
+    module; FLOPs for a ``dot`` (2 x its output's size x the contracted
+    size), 0 for the rest."""
+    shapes, table = {}, {}
     for line in hlo_text.splitlines():
         match = INSTRUCTION.match(line)
-        if match:
-            op_name = OP_NAME.search(line)
-            table[match.group(1)] = (match.group(2), op_name.group(1) if op_name else "")
+        if not match:
+            continue
+        name, shape, opcode, operands = match.groups()
+        shapes[name] = dims(shape)
+        flops = 0
+        contracting = CONTRACTING.search(line)
+        if opcode == "dot" and contracting:
+            names = re.findall(r"%?([\w.\-]+)", operands.split(",")[0])
+            lhs = shapes.get(names[-1], []) if names else []
+            contracted = np.prod([lhs[int(d)] for d in contracting.group(1).split(",") if d]) if lhs else 0
+            flops = 2 * int(np.prod(shapes[name])) * int(contracted)
+        op_name = OP_NAME.search(line)
+        table[name] = (opcode, op_name.group(1) if op_name else "", flops)
     return table
 
 
@@ -112,44 +138,64 @@ def traced(function, calls):
     return events
 
 
-def print_breakdown(title, groups, per, wall):
+def print_breakdown(title, groups, per, wall, overlapping=False):
+    """A table of ``groups`` (``{(part, kind): seconds over per calls}``):
+    each part's share of the wall time of one call, and the rest, time no
+    event covered; or, for ``overlapping`` events (TensorFlow ops, which run
+    two at a time and nest), each part's share of their summed time."""
     total = sum(groups.values())
-    print(f"\n{title}: {1e3 * wall:.2f} ms wall, {2e3 * wall:.2f} ms of thread time on 2 cores")
-    print("| part | kind | thread ms | share of 2 x wall |\n|---|---|---|---|")
+    share = "summed op time" if overlapping else "wall time"
+    print(f"\n{title}: {1e3 * wall:.2f} ms wall")
+    print(f"| part | kind | ms | share of the {share} |\n|---|---|---|---|")
     for (part, kind), seconds in sorted(groups.items(), key=lambda item: -item[1]):
-        print(f"| {part} | {kind} | {1e3 * seconds / per:.2f} | {100 * seconds / per / (2 * wall):.0f}% |")
-    idle = 2 * wall - total / per
-    print(f"| idle, dispatch | - | {1e3 * idle:.2f} | {100 * idle / (2 * wall):.0f}% |")
+        print(f"| {part} | {kind} | {1e3 * seconds / per:.2f} | "
+              f"{100 * seconds / (total if overlapping else per * wall):.0f}% |")
+    if not overlapping:
+        rest = wall - total / per
+        print(f"| between thunks (negative: thunks overlapped) | - | {1e3 * rest:.2f} | {100 * rest / wall:.0f}% |")
+
+
+def cores_busy(function, calls):
+    """Median wall seconds of ``function()`` over ``calls`` calls, and the
+    cores it kept busy on average (this process's CPU time over wall time)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    wall = median_seconds(function, calls)
+    return wall, (time.process_time() - cpu) / (time.perf_counter() - start)
 
 
 def profile_train_step(model, x, rate):
     step = tf.function(model.train_step, jit_compile=True)
     for _ in range(10):
         step(x)["loss"].numpy()
-    wall = median_seconds(lambda: step(x)["loss"].numpy(), FLAGS.steps)
+    wall, busy = cores_busy(lambda: step(x)["loss"].numpy(), FLAGS.steps)
     instructions = hlo_instructions(step.experimental_get_compiler_ir(x)(stage="optimized_hlo"))
     events = traced(lambda: step(x)["loss"].numpy(), FLAGS.trace_steps)
     groups, thunks = collections.Counter(), collections.Counter()
-    count = 0
+    count = dot_flops = 0
     for _, name, seconds in events:
         if name not in instructions:
             continue
         count += 1
-        opcode, op_name = instructions[name]
+        opcode, op_name, flops = instructions[name]
+        dot_flops += flops
         kind = "matmul" if opcode in ("dot", "convolution") or name.startswith(("dot", "MatMul")) else opcode
         groups[(phase(op_name), kind)] += seconds
-        thunks[(name, kind, op_name)] += seconds
+        thunks[(name, kind, op_name, flops)] += seconds
+    steps = FLAGS.trace_steps
     flops = step_flops(model, BATCH)
     bound = flops / rate
-    matmul_seconds = sum(s for (_, kind), s in groups.items() if kind == "matmul") / FLAGS.trace_steps
-    print_breakdown(f"train step ({count / FLAGS.trace_steps:.0f} thunks)", groups, FLAGS.trace_steps, wall)
-    print(f"\nFLOPs {flops / 1e9:.3f} G; matmul rate {rate / 1e9:.0f} GFLOP/s -> FLOP bound "
-          f"{1e3 * bound:.2f} ms; step at {100 * bound / wall:.0f}% of the matmul rate; "
-          f"the step's own matmuls ran at {100 * bound / (matmul_seconds / 2):.0f}% of it "
-          f"(their thread time over 2 cores)")
-    print("slowest thunks (thread ms per step):")
-    for (name, kind, op_name), seconds in thunks.most_common(FLAGS.top):
-        print(f"  {1e3 * seconds / FLAGS.trace_steps:6.2f}  {name} ({kind}) <- {op_name[-90:]}")
+    matmul_seconds = sum(s for (_, kind), s in groups.items() if kind == "matmul") / steps
+    print_breakdown(f"train step ({count / steps:.0f} thunks)", groups, steps, wall)
+    print(f"\ncores busy: {busy:.2f} of 2 over the timed steps (a matmul thunk keeps both busy, "
+          f"an elementwise fusion one)")
+    print(f"FLOPs {flops / 1e9:.3f} G; matmul rate {rate / 1e9:.0f} GFLOP/s -> FLOP bound "
+          f"{1e3 * bound:.2f} ms; step at {100 * bound / wall:.0f}% of the matmul rate; its matmul "
+          f"thunks ({dot_flops / steps / 1e9:.3f} GFLOP) ran at "
+          f"{100 * dot_flops / steps / matmul_seconds / rate:.0f}% of it")
+    print("slowest thunks (ms per step; a matmul's own rate):")
+    for (name, kind, op_name, flops_), seconds in thunks.most_common(FLAGS.top):
+        own = f", {flops_ * steps / seconds / 1e9:.0f} GFLOP/s" if flops_ else ""
+        print(f"  {1e3 * seconds / steps:6.2f}  {name} ({kind}{own}) <- {op_name[-90:]}")
     return wall, bound
 
 
@@ -197,7 +243,7 @@ def profile_evaluation(model, images, rate):
     top = collections.Counter(dict(groups.most_common(FLAGS.top)))
     other = sum(groups.values()) - sum(top.values())
     top[("other ops", "op")] = other
-    print_breakdown(f"IS evaluation of one image, S = {FLAGS.eval_samples}", top, n, wall)
+    print_breakdown(f"IS evaluation of one image, S = {FLAGS.eval_samples}", top, n, wall, overlapping=True)
     decoder = tf.function(lambda z: model.decoder(z)) if hasattr(model, "decoder") else None
     if decoder is not None:
         z = tf.zeros([FLAGS.eval_samples, model.latent_dim])
