@@ -91,7 +91,9 @@ def test_two_replicas_compute_the_same_loss_and_gradients_as_one():
     one, two = results["one"], results["two"]
     assert (one["replicas"], two["replicas"]) == (1, 2)
     for name in ("loss", "reconstruction", "kl"):
-        np.testing.assert_allclose(two["metrics"][name], one["metrics"][name], rtol=1e-5)
+        # atol: the KL is a difference of float32 log-densities of size ~1-10 per image, so the
+        # replicas' other summation order moves it by ~1e-7 however small it is (0.001-0.13 here)
+        np.testing.assert_allclose(two["metrics"][name], one["metrics"][name], rtol=1e-5, atol=1e-6)
     moved = 0.0
     for initial, w1, w2 in zip(results["initial"], one["weights"], two["weights"]):
         np.testing.assert_allclose(np.array(w2), np.array(w1), rtol=1e-4, atol=1e-6)
