@@ -189,7 +189,11 @@ def test_your_own_networks_on_vectors_train_evaluate_and_sample():
     assert log_likelihood.mean() > elbo.mean()
     assert model.sample(5, seed=(1, 2)).shape == (5, FEATURES)
     assert model.reconstruct(x).shape == (16, FEATURES)
-    assert model.prior.pseudo_inputs().numpy().min() < 0  # not squashed into [0, 1]
+    # pseudo_input_map="none": the pseudo-inputs are U itself, not squashed into [0, 1]
+    pseudo_inputs = model.prior.pseudo_inputs().numpy()
+    np.testing.assert_array_equal(pseudo_inputs, model.prior.pseudo_inputs_raw.numpy())
+    model.prior.pseudo_inputs_raw.assign(-2.0 * tf.ones_like(model.prior.pseudo_inputs_raw))
+    np.testing.assert_array_equal(model.prior.pseudo_inputs().numpy(), -2.0)
 
 
 def test_your_own_networks_on_images_with_a_distribution_function():
