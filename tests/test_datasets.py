@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 
+import keras
 import numpy as np
 import pytest
 import scipy.io
@@ -500,6 +501,27 @@ def test_train_cli_rejects_missing_data_with_a_clear_message(tmp_path):
          f"--output_dir={tmp_path / 'out'}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "chardata.mat not found" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_every_epoch_of_a_pipeline_is_binarised_afresh_also_under_a_global_seed():
+    """keras.utils.set_random_seed, as users call it, must not freeze dynamic binarisation:
+    each iteration (a fit epoch) draws anew, and the same seed repeats the sequence."""
+    data = datasets.core.ImageDataset(
+        "tiny", np.full((40, 2, 2, 1), 0.5, np.float32), None, None, "bernoulli", (0.0, 1.0))
+    data.dynamic_binarization = True
+
+    def two_epochs(**seed):
+        dataset = data.pipeline("train", 8, **seed)
+        return [np.concatenate(list(dataset.as_numpy_iterator())) for _ in range(2)]
+
+    for seed in ({}, {"seed": 7}):
+        keras.utils.set_random_seed(0)
+        first, second = two_epochs(**seed)
+        assert is_binary(first) and not np.array_equal(first, second)
+        keras.utils.set_random_seed(0)
+        again = two_epochs(**seed)
+        np.testing.assert_array_equal(again[0], first)
+        np.testing.assert_array_equal(again[1], second)
 
 
 def test_training_epochs_depend_on_the_seed_and_the_epoch_alone():

@@ -39,6 +39,10 @@ class ImageDataset:
     def pipeline(self, split, batch_size, shuffle=False, seed=None, drop_remainder=False):
         """A batched, prefetched ``tf.data.Dataset`` of the images of ``split``.
 
+        Every iteration (each epoch of ``fit``) shuffles anew and, for the
+        training split of a dynamically binarised set, draws new binary images;
+        ``seed`` (or else the global seed, ``keras.utils.set_random_seed``)
+        makes the sequence repeat from one program run to the next.
         ``batch_size=None``: the whole split as one batch of static shape
         (a model's ``test_step`` then evaluates it in chunks, with its prior
         computed once).
@@ -54,7 +58,13 @@ class ImageDataset:
             dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
         if split == "train" and self.dynamic_binarization:
-            dataset = dataset.map(_binarize_at_random, num_parallel_calls=tf.data.AUTOTUNE)
+            # One stateless seed a batch, from a stream drawn anew each iteration: every
+            # epoch is binarised afresh, also under keras.utils.set_random_seed (a
+            # stateful draw in map would restart with each iterator, so every epoch would
+            # see the same binary images), and ``seed`` (or the global seed) repeats a run.
+            batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
+                _binarize_at_random, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def training_epochs(self, batch_size, seed, first_epoch, epochs):
@@ -90,8 +100,9 @@ class ImageDataset:
         return -(-len(self.train) // batch_size)
 
 
-def _binarize_at_random(probabilities):
-    draws = tf.random.uniform(tf.shape(probabilities), dtype=probabilities.dtype)
+def _binarize_at_random(probabilities, seed):
+    draws = tf.random.stateless_uniform(tf.shape(probabilities), seed=tf.stack([seed, 0]),
+                                        dtype=probabilities.dtype)
     return tf.cast(draws < probabilities, probabilities.dtype)
 
 
