@@ -288,12 +288,15 @@ def test_early_stopping_says_why_it_stopped():
     early_stopping = PaperEarlyStopping(patience=2, warmup_epochs=3)
     early_stopping.set_model(keras.Model())
     assert early_stopping.stop_reason() is None
-    for epoch, val_loss in enumerate([5.0, 4.0, 4.5, 4.6, 4.7, 4.8]):
+    # As the authors' code: epoch 3, the warm-up's last (beta = 1), counts; epochs 1-2 do not.
+    for epoch, val_loss in enumerate([5.0, 4.0, 4.5, 4.6]):
         early_stopping.on_epoch_end(epoch, {"val_loss": val_loss})
+        assert early_stopping.wait == [0, 0, 1, 2][epoch] and not early_stopping.stopped
+    early_stopping.on_epoch_end(4, {"val_loss": 4.7})
     assert early_stopping.stopped and early_stopping.model.stop_training
     assert early_stopping.stop_reason() == (
-        "Stopped early after epoch 6: the validation loss did not improve for 3 epochs (patience 2, "
-        "counted after the 3 warm-up epochs); best 4.000 at epoch 2.")
+        "Stopped early after epoch 5: the validation loss did not improve for 3 epochs (patience 2, "
+        "counted from epoch 3, the warm-up's last); best 4.000 at epoch 2.")
 
 
 def test_a_run_kept_in_the_repository_resumes_on_another_machine(finished_run, tmp_path, monkeypatch):

@@ -57,9 +57,9 @@ class EpochTimer(keras.callbacks.Callback):
 class PaperEarlyStopping(keras.callbacks.Callback):
     """Early stopping on the validation loss, as the authors' code does it.
 
-    The patience counter only runs once the warm-up is over; training stops
-    once the validation loss has not improved for more than ``patience``
-    epochs. ``improved`` says whether the epoch just ended is the new best
+    The patience counter starts at the warm-up's last epoch, the first at full
+    beta (the authors reset it while ``epoch < warmup``); training stops once
+    the validation loss has not improved for more than ``patience`` epochs. ``improved`` says whether the epoch just ended is the new best
     (``TrainingCheckpoint`` then keeps its weights); ``best``, ``best_epoch``
     (1-based) and ``wait`` are the state a resumed run continues from.
     """
@@ -89,7 +89,7 @@ class PaperEarlyStopping(keras.callbacks.Callback):
         if self.improved:
             self.best, self.best_epoch, self.wait = float(value), epoch + 1, 0
         else:
-            self.wait = 0 if epoch + 1 <= self.warmup_epochs else self.wait + 1
+            self.wait = 0 if epoch + 1 < self.warmup_epochs else self.wait + 1
         if self.stopped:
             self.model.stop_training = True
 
@@ -98,9 +98,10 @@ class PaperEarlyStopping(keras.callbacks.Callback):
         if not self.stopped:
             return None
         after = f" after epoch {self.last_epoch}" if self.last_epoch else ""
+        counted = (f", counted from epoch {self.warmup_epochs}, the warm-up's last"
+                   if self.warmup_epochs > 1 else "")
         return (f"Stopped early{after}: the validation loss did not improve for {self.wait} epochs "
-                f"(patience {self.patience}, counted after the {self.warmup_epochs} warm-up epochs); "
-                f"best {self.best:.3f} at epoch {self.best_epoch}.")
+                f"(patience {self.patience}{counted}); best {self.best:.3f} at epoch {self.best_epoch}.")
 
 
 class NonFiniteLossError(RuntimeError):
