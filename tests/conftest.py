@@ -8,8 +8,8 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras  # after TF_CPP_MIN_LOG_LEVEL is set
+import pytest
 
 
 @pytest.fixture(autouse=True)
