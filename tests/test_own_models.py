@@ -457,6 +457,42 @@ def test_nan_in_the_training_data_stops_training_naming_the_batch():
         np.testing.assert_array_equal(np.asarray(variable), np.asarray(expected))
 
 
+def test_values_outside_the_likelihoods_support_stop_training_naming_the_batch():
+    """uint8 images of 0-255 (as TFDS yields them) given to a Bernoulli model: one clear
+    error, nothing trained on the bad batch; a Gaussian model takes any real value."""
+    model = small_image_model()
+    images = binary_images(60)
+    before = [np.asarray(v) for v in model.trainable_variables]
+    with pytest.raises(ValueError, match=r"outside \[0, 1\] \(the bernoulli likelihood's values\) "
+                                         r"in row 0 of x .*x spans \[0, 255\]\): images of 0-255\? "
+                                         r"divide them by 255"):
+        model.fit((images * 255).astype("uint8"), batch_size=10, verbose=0)
+    for variable, old in zip(model.trainable_variables, before):
+        np.testing.assert_array_equal(np.asarray(variable), old)
+    scaled = images.copy()
+    scaled[45] *= 3.0
+    with pytest.raises(ValueError, match=r"in row 45 of x \(batch 5 of 6 at batch_size=10.*spans \[0, 3\]\)$"):
+        model.fit(scaled, batch_size=10, verbose=0)
+    labelled = tf.data.Dataset.from_tensor_slices((scaled, np.zeros(60))).batch(10)
+    with pytest.raises(ValueError, match=r"values outside \[0, 1\] .* in batch 5 .*stopped before that batch$"):
+        model.fit(labelled, verbose=0)
+    standardised = (images - images.mean()) / images.std()
+    z = keras.Input((LATENT,))
+    mean_and_log_variance = keras.layers.Reshape(IMAGE + (2,))(keras.layers.Dense(128)(z))
+    gaussian = tfvamp.VAE(IMAGE, encoder=image_encoder(), decoder=keras.Model(z, mean_and_log_variance),
+                          likelihood="gaussian", num_components=4, seed=0)
+    gaussian.compile(optimizer=keras.optimizers.Adam(1e-2))
+    gaussian.fit(standardised, batch_size=10, verbose=0)
+
+
+def test_a_dataset_of_dicts_gets_one_clear_error():
+    model = small_image_model()
+    examples = tf.data.Dataset.from_tensor_slices({"image": binary_images(20), "label": np.zeros(20)})
+    with pytest.raises(ValueError, match=r"yields dicts with keys \['image', 'label'\]: map it to the "
+                                         r"images, e.g. dataset.map\(lambda example: example\['image'\]\)"):
+        model.fit(examples.batch(10), verbose=0)
+
+
 def test_a_non_finite_loss_stops_training():
     encoder, _ = encoder_of("two_outputs")
     model = tfvamp.VAE((FEATURES,), encoder=encoder, decoder=vector_decoder(),

@@ -33,6 +33,7 @@ class Likelihood:
     num_params = None  # numbers per input value the decoder must output
     takes_logits = False  # whether its parameters are unbounded (a sigmoid before it misreads)
     takes_probabilities = False  # whether its parameters must lie in [0, 1]
+    value_range = None  # (low, high) the data must lie in, or None for any real value
 
     def __init__(self, event_ndims=3):
         self.event_ndims = int(event_ndims)
@@ -65,6 +66,7 @@ class BernoulliLikelihood(Likelihood):
     name = "bernoulli"
     num_params = 1
     takes_logits = True
+    value_range = (0.0, 1.0)  # binary values, or probabilities of a dynamic binarisation
 
     def distribution(self, params):
         logits = as_float32(params[..., 0])
@@ -92,6 +94,7 @@ class BernoulliProbabilitiesLikelihood(Likelihood):
     name = "bernoulli_probs"
     num_params = 1
     takes_probabilities = True
+    value_range = (0.0, 1.0)
     EPSILON = 1e-7
 
     def _probs(self, params):
@@ -148,6 +151,7 @@ class DiscretizedLogisticLikelihood(Likelihood):
     name = "discretized_logistic"
     num_params = 2
     takes_logits = True  # the mean goes through its own sigmoid
+    value_range = (0.0, 1.0)  # grey values scaled to [0, 1]
 
     def _loc_and_scale(self, params):
         params = as_float32(params)

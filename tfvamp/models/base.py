@@ -59,9 +59,12 @@ class LatentVariableModel(keras.Model):
     ``evaluate``, ``log_likelihood``, ``reconstruct`` and the ELBO raise one
     ``ValueError`` for inputs not of shape ``[batch, *input_shape]`` (a
     static check, free in a compiled step), and ``fit`` raises a
-    ``NonFiniteInputError`` naming the first batch with a NaN or infinity
-    before that batch is trained on (arrays are checked before training,
-    a ``tf.data.Dataset`` as it yields each batch). ``fit`` also stops at a
+    ``NonFiniteInputError`` naming the first batch with a NaN or infinity,
+    and a ``ValueError`` naming the first with values outside the
+    likelihood's ``value_range`` ([0, 1] for the Bernoulli and the
+    discretised logistic: e.g. uint8 images of 0-255), before that batch is
+    trained on (arrays are checked before training, a ``tf.data.Dataset`` as
+    it yields each batch). ``fit`` also stops at a
     non-finite loss with a ``NonFiniteLossError`` unless given a
     ``StopOnNonFiniteLoss`` callback of its own.
     """
@@ -244,7 +247,8 @@ class LatentVariableModel(keras.Model):
             validation_batch_size=None, validation_freq=1):
         """Keras' ``fit``, with the training data checked (``check_inputs``):
         its shape, and no NaN or infinity (``NonFiniteInputError`` naming the
-        first bad batch, raised before that batch is trained on); and, unless
+        first bad batch, raised before that batch is trained on), and its values
+        within the likelihood's ``value_range`` (a ``ValueError``, the same way); and, unless
         ``callbacks`` has a ``StopOnNonFiniteLoss``, training stops at the
         first non-finite loss with a ``NonFiniteLossError``."""
         callbacks = list(callbacks or [])
@@ -261,40 +265,74 @@ class LatentVariableModel(keras.Model):
                 validation_steps=validation_steps, validation_batch_size=validation_batch_size,
                 validation_freq=validation_freq)
         except tf.errors.InvalidArgumentError as error:
-            found = re.search(re.escape(_NON_FINITE_BATCH) + r"\]\s*\[(\d+)\]", str(error))
-            if found is None:
-                raise
-            raise NonFiniteInputError(
-                f"The training data has a NaN or infinity in batch {found.group(1)} (counted "
-                "from 1 over all epochs of this fit); training stopped before that batch") from None
+            non_finite = _failed_batch(_NON_FINITE_BATCH, error)
+            if non_finite is not None:
+                raise NonFiniteInputError(
+                    f"The training data has a NaN or infinity in batch {non_finite} (counted "
+                    "from 1 over all epochs of this fit); training stopped before that batch") from None
+            out_of_range = _failed_batch(_OUT_OF_RANGE_BATCH, error)
+            if out_of_range is not None:
+                raise ValueError(
+                    f"The training data has values outside {self._range_text()} in batch "
+                    f"{out_of_range} (counted from 1 over all epochs of this fit); training "
+                    f"stopped before that batch{self._range_hint(error)}") from None
+            raise
 
     def _checked_training_data(self, x, batch_size):
         """``x`` checked: a ``tf.data.Dataset``'s element shape now and each
         batch's values as it is yielded (the check runs in the input
         pipeline); an array's shape and values now."""
+        value_range = self.likelihood.value_range
         if isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             images = spec[0] if isinstance(spec, (tuple, list)) else spec
+            if isinstance(spec, dict):
+                raise ValueError(
+                    f"{self.name} takes batches of images (or (images, labels) pairs); the "
+                    f"dataset yields dicts with keys {sorted(spec)}: map it to the images, "
+                    "e.g. dataset.map(lambda example: example['image'])")
             if not isinstance(images, tf.TensorSpec):
                 return x
             self.check_input_shape(images)
-            if not images.dtype.is_floating:
+            if not (images.dtype.is_floating or value_range is not None):
                 return x
-            return x.enumerate().map(_assert_finite_batch)
+            return x.enumerate().map(lambda index, data: _assert_valid_batch(index, data, value_range))
         if x is None or isinstance(x, dict) or not hasattr(x, "shape"):
             return x  # generators, PyDatasets: the loss check still stops training
         self.check_input_shape(x)
         values = np.asarray(x)
-        if np.issubdtype(values.dtype, np.floating):
-            bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
-            if bad.size:
-                size = batch_size or 32
-                raise NonFiniteInputError(
-                    f"The training data has a NaN or infinity in row {bad[0]} of x (batch "
+        rows = values.reshape(len(values), -1)
+        size = batch_size or 32
+
+        def where(bad, what):
+            return (f"The training data has {what} in row {bad[0]} of x (batch "
                     f"{bad[0] // size + 1} of {math.ceil(len(values) / size)} at batch_size="
-                    f"{size}, before shuffling; {bad.size} bad row{'s' if bad.size > 1 else ''} in all); "
-                    "nothing was trained")
+                    f"{size}, before shuffling; {bad.size} bad row{'s' if bad.size > 1 else ''} in all)")
+
+        if np.issubdtype(values.dtype, np.floating):
+            bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+            if bad.size:
+                raise NonFiniteInputError(where(bad, "a NaN or infinity") + "; nothing was trained")
+        if value_range is not None and values.size:
+            low, high = value_range
+            bad = np.flatnonzero(((rows < low) | (rows > high)).any(axis=1))
+            if bad.size:
+                raise ValueError(where(bad, f"values outside {self._range_text()}")
+                                 + f"; nothing was trained (x spans [{rows.min():g}, {rows.max():g}])"
+                                 + self._range_hint(rows.max()))
         return x
+
+    def _range_text(self):
+        low, high = self.likelihood.value_range
+        return f"[{low:g}, {high:g}] (the {self.likelihood.name} likelihood's values)"
+
+    def _range_hint(self, seen):
+        """A hint for images of 0-255 (``seen``: the largest value, or the error naming it)."""
+        if isinstance(seen, Exception):
+            found = re.search(re.escape(_OUT_OF_RANGE_BATCH) + r"\]\s*\[\d+\]\s*\[([-+.\deE]+)\]",
+                              str(seen))
+            seen = float(found.group(1)) if found else math.nan
+        return ": images of 0-255? divide them by 255" if 128.0 <= seen <= 255.0 else ""
 
     def train_step(self, data):
         """One Adam step on the batch-mean negative ELBO with the current beta.
@@ -466,13 +504,32 @@ def _negative_elbo_in_chunks(log_terms_fn, x, chunk_size):
 
 
 _NON_FINITE_BATCH = "tfvamp: a NaN or infinity in the training data, batch"
+_OUT_OF_RANGE_BATCH = "tfvamp: training data outside the values of the likelihood, batch"
 
 
-def _assert_finite_batch(index, data):
-    """``data`` (one batch, the ``index``-th), after asserting that its inputs are finite."""
-    finite = tf.reduce_all(tf.math.is_finite(_images(data)))
-    with tf.control_dependencies([tf.debugging.Assert(finite, [_NON_FINITE_BATCH, index + 1])]):
+def _assert_valid_batch(index, data, value_range):
+    """``data`` (one batch, the ``index``-th), after asserting that its inputs are
+    finite and, unless ``value_range`` is None, within it."""
+    images = _images(data)
+    checks = []
+    if images.dtype.is_floating:
+        finite = tf.reduce_all(tf.math.is_finite(images))
+        checks.append(tf.debugging.Assert(finite, [_NON_FINITE_BATCH, index + 1]))
+    if value_range is not None:
+        with tf.control_dependencies(checks):  # a NaN is named as such, not as out of range
+            low, high = tf.reduce_min(images), tf.reduce_max(images)
+            within = (tf.cast(low, tf.float32) >= value_range[0]) & (tf.cast(high, tf.float32) <= value_range[1])
+            checks.append(tf.debugging.Assert(within, [_OUT_OF_RANGE_BATCH, index + 1,
+                                                       tf.cast(high, tf.float32)]))
+    with tf.control_dependencies(checks):
         return tf.nest.map_structure(tf.identity, data)
+
+
+def _failed_batch(marker, error):
+    """The 1-based batch an ``_assert_valid_batch`` assertion with ``marker`` names in
+    ``error``, or None."""
+    found = re.search(re.escape(marker) + r"\]\s*\[(\d+)\]", str(error))
+    return None if found is None else int(found.group(1))
 
 
 def _images(data):
