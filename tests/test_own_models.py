@@ -483,6 +483,18 @@ def test_values_outside_the_likelihoods_support_stop_training_naming_the_batch()
                           likelihood="gaussian", num_components=4, seed=0)
     gaussian.compile(optimizer=keras.optimizers.Adam(1e-2))
     gaussian.fit(standardised, batch_size=10, verbose=0)
+    assert np.all(np.isfinite(gaussian.log_likelihood(standardised[:4], num_samples=10)))
+    # evaluation and reconstruction check the values they are given too
+    message = r"^x has values outside \[0, 1\] .* in row 45 of x \(1 bad row in all\) \(x spans \[0, 3\]\)$"
+    for method in (model.log_likelihood, model.reconstruct, model.evaluate):
+        with pytest.raises(ValueError, match=message):
+            method(scaled)
+    with pytest.raises(ValueError, match=r"in row 0 of x.*divide them by 255$"):
+        model.log_likelihood(tf.constant(images[:2] * 255))
+    nan = images[:3].copy()
+    nan[1, 0, 0, 0] = np.nan
+    with pytest.raises(tfvamp.NonFiniteInputError, match=r"^x has a NaN or infinity in row 1 of x \(1 bad row"):
+        model.log_likelihood(nan)
 
 
 def test_a_dataset_of_dicts_gets_one_clear_error():

@@ -64,7 +64,9 @@ class LatentVariableModel(keras.Model):
     likelihood's ``value_range`` ([0, 1] for the Bernoulli and the
     discretised logistic: e.g. uint8 images of 0-255), before that batch is
     trained on (arrays are checked before training, a ``tf.data.Dataset`` as
-    it yields each batch). ``fit`` also stops at a
+    it yields each batch); ``evaluate``, ``log_likelihood`` and
+    ``reconstruct`` check the values of an array or eager tensor the same
+    way (``check_input_values``). ``fit`` also stops at a
     non-finite loss with a ``NonFiniteLossError`` unless given a
     ``StopOnNonFiniteLoss`` callback of its own.
     """
@@ -300,27 +302,48 @@ class LatentVariableModel(keras.Model):
         if x is None or isinstance(x, dict) or not hasattr(x, "shape"):
             return x  # generators, PyDatasets: the loss check still stops training
         self.check_input_shape(x)
+        self.check_input_values(x, batch_size=batch_size or 32)
+        return x
+
+    def check_input_values(self, x, batch_size=None):
+        """Raises a ``NonFiniteInputError`` for a NaN or infinity in ``x``, and a
+        ``ValueError`` for values outside the likelihood's ``value_range``,
+        naming the first bad row (and with ``batch_size``, as ``fit`` gives it,
+        its batch). Only values at hand are checked (an array, an eager
+        tensor): in a traced step it does nothing."""
+        if not self.check_inputs or (isinstance(x, tf.Tensor) and not tf.executing_eagerly()):
+            return
         values = np.asarray(x)
+        if not values.size:
+            return
         rows = values.reshape(len(values), -1)
-        size = batch_size or 32
+        start = "The training data has" if batch_size else "x has"
+        end = "; nothing was trained" if batch_size else ""
 
         def where(bad, what):
-            return (f"The training data has {what} in row {bad[0]} of x (batch "
-                    f"{bad[0] // size + 1} of {math.ceil(len(values) / size)} at batch_size="
-                    f"{size}, before shuffling; {bad.size} bad row{'s' if bad.size > 1 else ''} in all)")
+            batch = (f"batch {bad[0] // batch_size + 1} of {math.ceil(len(values) / batch_size)} "
+                     f"at batch_size={batch_size}, before shuffling; " if batch_size else "")
+            return (f"{start} {what} in row {bad[0]} of x ({batch}{bad.size} bad "
+                    f"row{'s' if bad.size > 1 else ''} in all){end}")
 
         if np.issubdtype(values.dtype, np.floating):
             bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
             if bad.size:
-                raise NonFiniteInputError(where(bad, "a NaN or infinity") + "; nothing was trained")
-        if value_range is not None and values.size:
-            low, high = value_range
+                raise NonFiniteInputError(where(bad, "a NaN or infinity"))
+        if self.likelihood.value_range is not None:
+            low, high = self.likelihood.value_range
             bad = np.flatnonzero(((rows < low) | (rows > high)).any(axis=1))
             if bad.size:
                 raise ValueError(where(bad, f"values outside {self._range_text()}")
-                                 + f"; nothing was trained (x spans [{rows.min():g}, {rows.max():g}])"
-                                 + self._range_hint(rows.max()))
-        return x
+                                 + f" (x spans [{rows.min():g}, {rows.max():g}])"
+                                 + self._range_hint(float(rows.max())))
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras' ``evaluate``, with an array ``x``'s values checked first
+        (``check_input_values``)."""
+        if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset):
+            self.check_input_values(x)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def _range_text(self):
         low, high = self.likelihood.value_range
@@ -393,6 +416,7 @@ class LatentVariableModel(keras.Model):
         time (default: ``rows_per_chunk / batch size``).
         """
         self.check_input_shape(x)
+        self.check_input_values(x)
         prior = self.prior_distribution() if prior is None else prior
         if chunk_size is None:
             chunk_size = default_chunk_size(tf.shape(x)[0], self.rows_per_chunk)
@@ -412,6 +436,7 @@ class LatentVariableModel(keras.Model):
     def reconstruct(self, x):
         """Image means decoded from the posterior mean of ``x``."""
         self.check_input_shape(x)
+        self.check_input_values(x)
         mean, _ = self.encode(x)
         return self.decode(mean)
 
