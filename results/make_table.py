@@ -199,8 +199,8 @@ def unfinished_table(entries):
         flags = e["flags"]
         lines.append(f"| {e['run']} | {e['epochs_completed']} ({flags['epochs']}) | "
                      f"{e['best_validation_loss']:.3f} ({e['best_epoch']}) | "
-                     f"{e['epochs_since_improvement']} ({flags['early_stopping_patience']}, after "
-                     f"the {flags['warmup_epochs']} warm-up epochs) | {e['recorded']} | "
+                     f"{e['epochs_since_improvement']} ({flags['early_stopping_patience']}, counted "
+                     f"from epoch {flags['warmup_epochs']}) | {e['recorded']} | "
                      f"`{e['resume'].split('  #')[0]}` |")
     if not entries:
         lines.append("| none | | | | | |")
