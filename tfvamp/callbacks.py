@@ -59,7 +59,8 @@ class PaperEarlyStopping(keras.callbacks.Callback):
 
     The patience counter starts at the warm-up's last epoch, the first at full
     beta (the authors reset it while ``epoch < warmup``); training stops once
-    the validation loss has not improved for more than ``patience`` epochs. ``improved`` says whether the epoch just ended is the new best
+    the validation loss has not improved for more than ``patience`` epochs.
+    ``improved`` says whether the epoch just ended is the new best
     (``TrainingCheckpoint`` then keeps its weights); ``best``, ``best_epoch``
     (1-based) and ``wait`` are the state a resumed run continues from.
     """
