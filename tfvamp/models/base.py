@@ -267,17 +267,17 @@ class LatentVariableModel(keras.Model):
                 validation_steps=validation_steps, validation_batch_size=validation_batch_size,
                 validation_freq=validation_freq)
         except tf.errors.InvalidArgumentError as error:
-            non_finite = _failed_batch(_NON_FINITE_BATCH, error)
+            non_finite, _ = _failed_batch(_NON_FINITE_BATCH, error)
             if non_finite is not None:
                 raise NonFiniteInputError(
                     f"The training data has a NaN or infinity in batch {non_finite} (counted "
                     "from 1 over all epochs of this fit); training stopped before that batch") from None
-            out_of_range = _failed_batch(_OUT_OF_RANGE_BATCH, error)
+            out_of_range, largest = _failed_batch(_OUT_OF_RANGE_BATCH, error)
             if out_of_range is not None:
                 raise ValueError(
                     f"The training data has values outside {self._range_text()} in batch "
                     f"{out_of_range} (counted from 1 over all epochs of this fit); training "
-                    f"stopped before that batch{self._range_hint(error)}") from None
+                    f"stopped before that batch{_range_hint(largest)}") from None
             raise
 
     def _checked_training_data(self, x, batch_size):
@@ -336,12 +336,12 @@ class LatentVariableModel(keras.Model):
             if bad.size:
                 raise ValueError(where(bad, f"values outside {self._range_text()}")
                                  + f" (x spans [{rows.min():g}, {rows.max():g}])"
-                                 + self._range_hint(float(rows.max())))
+                                 + _range_hint(float(rows.max())))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Keras' ``evaluate``, with an array ``x``'s values checked first
         (``check_input_values``)."""
-        if hasattr(x, "shape") and not isinstance(x, tf.data.Dataset):
+        if hasattr(x, "shape"):  # an array or tensor, not a dataset
             self.check_input_values(x)
         return super().evaluate(x, y, *args, **kwargs)
 
@@ -349,13 +349,6 @@ class LatentVariableModel(keras.Model):
         low, high = self.likelihood.value_range
         return f"[{low:g}, {high:g}] (the {self.likelihood.name} likelihood's values)"
 
-    def _range_hint(self, seen):
-        """A hint for images of 0-255 (``seen``: the largest value, or the error naming it)."""
-        if isinstance(seen, Exception):
-            found = re.search(re.escape(_OUT_OF_RANGE_BATCH) + r"\]\s*\[\d+\]\s*\[([-+.\deE]+)\]",
-                              str(seen))
-            seen = float(found.group(1)) if found else math.nan
-        return ": images of 0-255? divide them by 255" if 128.0 <= seen <= 255.0 else ""
 
     def train_step(self, data):
         """One Adam step on the batch-mean negative ELBO with the current beta.
@@ -552,9 +545,16 @@ def _assert_valid_batch(index, data, value_range):
 
 def _failed_batch(marker, error):
     """The 1-based batch an ``_assert_valid_batch`` assertion with ``marker`` names in
-    ``error``, or None."""
-    found = re.search(re.escape(marker) + r"\]\s*\[(\d+)\]", str(error))
-    return None if found is None else int(found.group(1))
+    ``error`` and the value it printed after it (or None), or ``(None, None)``."""
+    found = re.search(re.escape(marker) + r"\]\s*\[(\d+)\](?:\s*\[([-+.\deE]+)\])?", str(error))
+    if found is None:
+        return None, None
+    return int(found.group(1)), None if found.group(2) is None else float(found.group(2))
+
+
+def _range_hint(largest):
+    """A hint when the data's ``largest`` value (or None) looks like images of 0-255."""
+    return ": images of 0-255? divide them by 255" if largest is not None and 128.0 <= largest <= 255.0 else ""
 
 
 def _images(data):
