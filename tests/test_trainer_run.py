@@ -56,6 +56,7 @@ def finished_run(tmp_path_factory):
 def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reproduces_it(finished_run):
     tmp_path, results = finished_run
     assert results["epochs_trained"] == 2 and [h["epoch"] for h in results["history"]] == [1, 2]
+    assert [h["beta"] for h in results["history"]] == [0.5, 1.0]  # the trainer's KL warm-up (2 epochs)
     assert math.isfinite(results["test_log_likelihood"])
     assert json.loads((tmp_path / "results.json").read_text())["best_epoch"] == results["best_epoch"]
     figures = sorted(os.listdir(tmp_path / "figures"))
