@@ -82,10 +82,16 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     assert float(printed) == pytest.approx(results["test_log_likelihood"], abs=0.01)
     assert float(error) == pytest.approx(results["test_log_likelihood_se"], abs=0.01)
     assert 0 < results["test_log_likelihood_se"] < 1
+    # The estimated bias beside the MC error: -se_i^2 / 2 averaged over the test images.
+    standard_errors = np.load(tmp_path / "test_evaluation.npz")["log_likelihood_se"].astype(np.float64)
+    assert results["test_log_likelihood_bias"] == pytest.approx(-np.mean(standard_errors ** 2) / 2, rel=1e-6)
+    bias = re.search(r"estimated IS bias\s+(-[\d.]+) nats \(delta method", completed.stdout).group(1)
+    assert float(bias) == pytest.approx(results["test_log_likelihood_bias"], abs=1e-4)
     assert "Test log-likelihood by importance sampling: 2307/2307 images" in completed.stdout
     # The re-evaluation goes to a file of its own; results.json is untouched.
     (written,) = (tmp_path / "evaluations").glob("*-S10.json")
     assert json.loads(written.read_text())["test_log_likelihood"] == pytest.approx(float(printed), abs=0.01)
+    assert json.loads(written.read_text())["test_log_likelihood_bias"] == pytest.approx(float(bias), abs=1e-4)
     # The same seed and S: the trainer's per-image values, image by image (per-image seeds).
     np.testing.assert_allclose(np.load(str(written)[:-5] + ".npy"),
                                np.load(tmp_path / "test_log_likelihoods.npy"), rtol=1e-6)

@@ -22,7 +22,8 @@ from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikel
                                 get_likelihood)
 from tfvamp.models import HVAE, VAE, ConvHVAE, LatentVariableModel, PixelHVAE, build_model
 from tfvamp.objectives import (ElboTerms, ISEstimate, LogTerms, importance_sampled_estimate,
-                               importance_sampled_log_likelihood, importance_sampling_statistics,
+                               importance_sampled_log_likelihood, importance_sampling_bias,
+                               importance_sampling_statistics,
                                log_importance_weights, negative_elbo)
 from tfvamp.optimizers import AdamNormGrad
 from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, Prior,
@@ -71,6 +72,7 @@ __all__ = [
     "get_likelihood",
     "importance_sampled_estimate",
     "importance_sampled_log_likelihood",
+    "importance_sampling_bias",
     "importance_sampling_statistics",
     "log_importance_weights",
     "make_prior",

@@ -1,5 +1,6 @@
 """Test-set evaluation: the importance-sampled log-likelihood per image, with
-its Monte Carlo error, and the ELBO, sharded over a ``tf.distribute`` strategy.
+its Monte Carlo error and estimated bias, and the ELBO, sharded over a
+``tf.distribute`` strategy.
 
 Every image is evaluated on its own, with stateless seeds split from the
 evaluation's ``seed`` and the image's index (``image_seed``): its estimate is a
@@ -31,7 +32,14 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None, p
     ``reconstruction`` and ``kl`` (beta = 1) averaged over the same S samples;
     and ``mean_<name>`` of each, with ``mean_log_likelihood_se`` the Monte
     Carlo standard error of ``mean_log_likelihood``,
-    ``sqrt(sum_i se_i^2) / N`` (the images' estimates are independent).
+    ``sqrt(sum_i se_i^2) / N`` (the images' estimates are independent); and
+    ``log_likelihood_bias`` (``[N]``) and ``mean_log_likelihood_bias``, the
+    estimate's bias by the delta method, ``-se_i^2 / 2`` per image
+    (``tfvamp.objectives.importance_sampling_bias``; a lower bound on its size
+    at a small effective sample size). The whole error of
+    ``mean_log_likelihood`` is this bias beside the standard error: the
+    standard error of a mean over N images shrinks as ``1 / sqrt(N)``, the
+    bias does not, so over a test set the bias can be the larger.
 
     Args:
       num_samples: S, importance samples per image.
@@ -81,12 +89,17 @@ def evaluate(model, images, num_samples=5000, batch_size=100, chunk_size=None, p
 
 def summarise(per_image):
     """``per_image`` (arrays named as ``PER_IMAGE``) with their means
-    ``mean_<name>`` and ``mean_log_likelihood_se``, the standard error of the
-    mean log-likelihood."""
+    ``mean_<name>``, ``mean_log_likelihood_se``, the standard error of the
+    mean log-likelihood, and the estimated bias per image
+    ``log_likelihood_bias`` and of the mean, ``mean_log_likelihood_bias``.
+    The bias is computed from the standard errors, so shards and resumed
+    evaluations combine as the per-image arrays do."""
     results = {name: np.asarray(per_image[name]) for name in PER_IMAGE}
     results.update({f"mean_{name}": float(np.mean(values)) for name, values in results.items()})
     standard_errors = results["log_likelihood_se"].astype(np.float64)
     results["mean_log_likelihood_se"] = float(np.sqrt(np.sum(standard_errors ** 2)) / len(standard_errors))
+    results["log_likelihood_bias"] = objectives.importance_sampling_bias(standard_errors)
+    results["mean_log_likelihood_bias"] = float(np.mean(results["log_likelihood_bias"]))
     return results
 
 

@@ -9,7 +9,8 @@ latent levels together), three ``[S, B]`` tensors (``LogTerms``):
 * the importance-sampled log-likelihood (paper, Sec. 5):
   ``log p(x) ~= logsumexp_s[log p(x|z_s) + log p(z_s) - log q(z_s|x)] - log S``,
   with its Monte Carlo standard error and effective sample size
-  (``importance_sampling_statistics``).
+  (``importance_sampling_statistics``) and its estimated bias
+  (``importance_sampling_bias``).
 """
 from typing import NamedTuple
 
@@ -68,7 +69,7 @@ def importance_sampling_statistics(log_weights):
 
     computed from ``logsumexp(2 log w) - 2 logsumexp(log w) = log sum_s v_s^2``
     without forming any ``w_s``. It describes the spread of the estimate over
-    repeated draws of the S samples (and its bias, about ``-se^2 / 2``); like
+    repeated draws of the S samples (and its bias, ``importance_sampling_bias``); like
     the estimate, it is itself noisy when a few weights dominate (small ESS).
     With ``S = 1`` the standard error is undefined: NaN.
     """
@@ -79,6 +80,22 @@ def importance_sampling_statistics(log_weights):
     effective_sample_size = tf.exp(-log_sum_of_squares)
     variance = tf.maximum(num_samples * tf.exp(log_sum_of_squares) - 1.0, 0.0) / (num_samples - 1.0)
     return log_sum - tf.math.log(num_samples), tf.sqrt(variance), effective_sample_size
+
+
+def importance_sampling_bias(standard_error):
+    """The estimated bias of ``log(mean_s w_s)`` as an estimate of ``log p(x)``,
+    from its standard error ``se`` (``importance_sampling_statistics``), per image.
+
+    The log of an unbiased mean is biased low (Jensen); to second order (delta
+    method) ``E[log mean w] - log E[w] ~= -Var(w) / (2 S (E w)^2) = -se^2 / 2``,
+    here with the sample variance of the same S weights that gave ``se``, so
+    nothing more is stored. Like ``se``, it is an estimate from those weights:
+    at a small effective sample size (a few weights dominate, the variance is
+    underestimated and the higher-order terms are not small) the true bias is
+    larger, and ``-se^2 / 2`` is a lower bound on its size. NaN where ``se`` is
+    (S = 1). Works on NumPy arrays and tensors alike.
+    """
+    return -0.5 * standard_error ** 2
 
 
 def importance_sampled_estimate(log_terms_fn, num_samples, chunk_size) -> ISEstimate:

@@ -213,6 +213,9 @@ def results_table(rows):
 def evaluation_rows(results):
     rows = [("test log-likelihood (IS)", f"{format_log_likelihood(results)} nats "
                                          f"(S={results['eval_samples']})")]
+    if "test_log_likelihood_bias" in results:  # results of older runs have none
+        rows.append(("estimated IS bias", f"{results['test_log_likelihood_bias']:.4f} nats (delta method, "
+                                          "-se^2/2 per image; a lower bound at small ESS)"))
     if "test_effective_sample_size" in results:  # a small one makes the MC error unreliable too
         rows.append(("effective sample size", f"{results['test_effective_sample_size']:.1f} of "
                                               f"{results['eval_samples']} (mean per image)"))

@@ -83,6 +83,7 @@ def test_results(test, settings):
     return {
         "test_log_likelihood": test["mean_log_likelihood"],
         "test_log_likelihood_se": test["mean_log_likelihood_se"],
+        "test_log_likelihood_bias": test["mean_log_likelihood_bias"],
         "test_effective_sample_size": test["mean_effective_sample_size"],
         "test_elbo": test["mean_elbo"],
         "test_reconstruction": test["mean_reconstruction"],
