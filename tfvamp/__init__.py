@@ -16,7 +16,8 @@ from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError,
                               StopOnNonFiniteLoss, warmup_beta)
 from tfvamp.evaluation import evaluate
 from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
-from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikelihood,
+from tfvamp.likelihoods import (AuthorsDiscretizedLogisticLikelihood, BernoulliLikelihood,
+                                BernoulliProbabilitiesLikelihood,
                                 ClampedBernoulliLikelihood, DecoderDistribution,
                                 DiscretizedLogisticLikelihood, GaussianLikelihood, Likelihood,
                                 get_likelihood)
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdamNormGrad",
+    "AuthorsDiscretizedLogisticLikelihood",
     "BernoulliLikelihood",
     "BernoulliProbabilitiesLikelihood",
     "ClampedBernoulliLikelihood",

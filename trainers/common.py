@@ -15,7 +15,7 @@ MODEL_FLAGS = ("dataset", "model", "prior", "num_components", "latent_dim", "hid
 # Flags added after runs were saved, with what those runs used (read_config fills them in).
 DEFAULTS_OF_EARLIER_RUNS = {"precision": "float32", "kernel_initializer": "glorot_uniform",
                             "clamp_bernoulli": False, "pseudo_inputs_init": "random",
-                            "optimizer": "adam_normgrad"}
+                            "optimizer": "adam_normgrad", "authors_logistic": False}
 
 
 def build_model_for(dataset, config):
@@ -46,7 +46,14 @@ class FlagError(ValueError):
 
 def likelihood_for(dataset, config):
     """p(x|z) of a run: the dataset's, or with ``--clamp_bernoulli`` the authors'
-    clamped Bernoulli (``tfvamp.likelihoods.ClampedBernoulliLikelihood``)."""
+    clamped Bernoulli (``tfvamp.likelihoods.ClampedBernoulliLikelihood``), with
+    ``--authors_logistic`` their discretised logistic
+    (``tfvamp.likelihoods.AuthorsDiscretizedLogisticLikelihood``)."""
+    if config.get("authors_logistic"):
+        if dataset.likelihood != "discretized_logistic":
+            raise FlagError(f"--authors_logistic applies to grey data; {dataset.name} is modelled "
+                            f"with a {dataset.likelihood} likelihood.")
+        return "authors_discretized_logistic"
     if not config["clamp_bernoulli"]:
         return dataset.likelihood
     if dataset.likelihood != "bernoulli":
@@ -200,6 +207,8 @@ def describe_run(config, separator="; "):
     settings = [f"{config['kernel_initializer']} kernels", config["optimizer"]]
     if config["clamp_bernoulli"]:
         settings.append("clamped Bernoulli")
+    if config.get("authors_logistic"):
+        settings.append("the authors' discretised logistic")
     settings.append(f"seed {config['seed']}")
     return f"{config['model']} + {prior} on {config['dataset']}{separator}{', '.join(settings)}"
 

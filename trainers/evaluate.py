@@ -34,6 +34,8 @@ flags.DEFINE_integer("eval_batch_size", None, "Test images evaluated at once (de
                      lower_bound=1)
 flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
 flags.DEFINE_integer("seed", None, "Seed of the importance samples (default: the run's).")
+flags.DEFINE_boolean("authors_logistic", None, "Grey data: evaluate under the authors' discretised "
+                     "logistic (--noauthors_logistic: ours); default: the run's likelihood.")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy over which the test "
                   "images are split, as trainers.train's.")
 flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
@@ -45,14 +47,16 @@ FLAGS = flags.FLAGS
 
 
 def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None, progress=None,
-                 seed=None, strategy=None, say=print):
+                 seed=None, strategy=None, say=print, authors_logistic=None):
     """Test results of the best weights saved in ``output_dir``; a dict like
     ``results.json``'s test entries, plus ``best_epoch``, ``config`` and the
     per-image arrays ``per_image`` (``tfvamp.evaluation.PER_IMAGE``).
 
     ``strategy`` (default: the current one) splits the images over its
     replicas; the chief of a cluster writes the partial file. ``progress(done,
-    total)`` is called before the first and after every step of test images."""
+    total)`` is called before the first and after every step of test images.
+    ``authors_logistic`` (True/False; default None: the run's) evaluates a grey
+    run under the authors' discretised logistic or ours."""
     import tensorflow as tf
 
     from tfvamp import distribute
@@ -61,6 +65,8 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
 
     strategy = strategy or tf.distribute.get_strategy()
     config = common.read_config(output_dir)
+    if authors_logistic is not None:
+        config = {**config, "authors_logistic": bool(authors_logistic)}
     best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
     if not best_epoch:
         raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
@@ -140,7 +146,8 @@ def evaluate_and_report(config):
           f"{strategy.num_replicas_in_sync} replica(s); {'chief' if chief else 'worker'}", flush=True)
     try:
         results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
-                               progress=progress if chief else None, seed=FLAGS.seed, strategy=strategy)
+                               progress=progress if chief else None, seed=FLAGS.seed, strategy=strategy,
+                               authors_logistic=FLAGS.authors_logistic)
     except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
         raise common.checkpoint_error(error, FLAGS.output_dir) or error
     if not chief:

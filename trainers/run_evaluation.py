@@ -19,7 +19,8 @@ import numpy as np
 from trainers import common
 
 # The flags, beyond MODEL_FLAGS, that change a model's estimates.
-VALUE_FLAGS = ("precision", "kernel_initializer", "clamp_bernoulli", "pseudo_inputs_init")
+VALUE_FLAGS = ("precision", "kernel_initializer", "clamp_bernoulli", "pseudo_inputs_init",
+               "authors_logistic")
 
 
 def evaluation_settings(model, config, best_epoch, num_samples, seed, num_images):

@@ -53,6 +53,8 @@ flags.DEFINE_enum("optimizer", "adam_normgrad", cli.OPTIMIZERS,
                   "adam: plain Adam.")
 flags.DEFINE_boolean("clamp_bernoulli", False, "Binary data: clamp the Bernoulli probabilities to "
                      "[1e-5, 1 - 1e-5] as the authors' code (default: the exact Bernoulli).")
+flags.DEFINE_boolean("authors_logistic", False, "Grey data: the authors' discretised logistic "
+                     "(tails not in the edge bins, mean clamped, 1e-7 in the log; default: ours).")
 flags.DEFINE_integer("warmup_epochs", 100, "Epochs of linear KL warm-up (0: none).", lower_bound=0)
 flags.DEFINE_integer("early_stopping_patience", 50, "Epochs without validation improvement before stopping.", lower_bound=0)
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples per test image.", lower_bound=1)
