@@ -45,6 +45,7 @@ EXPECTED = {
     "api/layers": ["tfvamp.layers"],
     "api/objectives": ["tfvamp.objectives"],
     "api/evaluation": ["tfvamp.evaluation"],
+    "api/diagnostics": ["tfvamp.diagnostics"],
     "api/models": ["tfvamp.models", "tfvamp.models.build_model", "tfvamp.models.base",
                    "tfvamp.models.base.LatentVariableModel", "tfvamp.models.vae.VAE",
                    "tfvamp.models.hvae.HVAE", "tfvamp.models.networks"],

@@ -57,6 +57,12 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     tmp_path, results = finished_run
     assert results["epochs_trained"] == 2 and [h["epoch"] for h in results["history"]] == [1, 2]
     assert [h["beta"] for h in results["history"]] == [0.5, 1.0]  # the trainer's KL warm-up (2 epochs)
+    # Per-run diagnostics (tfvamp.diagnostics): the latent layer, and the tail of the test LLs.
+    written_diagnostics = json.loads((tmp_path / "results.json").read_text())["diagnostics"]
+    assert written_diagnostics["layers"]["z"]["latent_dim"] == 4
+    assert 0 <= written_diagnostics["layers"]["z"]["active_units"] <= 4
+    assert written_diagnostics["log_likelihood_quantiles"]["q0.05"] == pytest.approx(
+        np.quantile(np.load(tmp_path / "test_log_likelihoods.npy").astype(np.float64), 0.05))
     assert math.isfinite(results["test_log_likelihood"])
     assert json.loads((tmp_path / "results.json").read_text())["best_epoch"] == results["best_epoch"]
     figures = sorted(os.listdir(tmp_path / "figures"))
@@ -92,6 +98,7 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     (written,) = (tmp_path / "evaluations").glob("*-S10.json")
     assert json.loads(written.read_text())["test_log_likelihood"] == pytest.approx(float(printed), abs=0.01)
     assert json.loads(written.read_text())["test_log_likelihood_bias"] == pytest.approx(float(bias), abs=1e-4)
+    assert json.loads(written.read_text())["diagnostics"] == written_diagnostics  # same weights and seed
     # The same seed and S: the trainer's per-image values, image by image (per-image seeds).
     np.testing.assert_allclose(np.load(str(written)[:-5] + ".npy"),
                                np.load(tmp_path / "test_log_likelihoods.npy"), rtol=1e-6)

@@ -11,6 +11,7 @@ model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # yo
 ```
 """
 from tfvamp import datasets  # registers the TFDS builders
+from tfvamp import diagnostics
 from tfvamp import export  # the SavedModel for TF Serving (it depends on the models, not they on it)
 from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
                               StopOnNonFiniteLoss, warmup_beta)
@@ -68,6 +69,7 @@ __all__ = [
     "__version__",
     "build_model",
     "datasets",
+    "diagnostics",
     "diagonal_gaussian",
     "evaluate",
     "export",

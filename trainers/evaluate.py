@@ -49,8 +49,9 @@ FLAGS = flags.FLAGS
 def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None, progress=None,
                  seed=None, strategy=None, say=print, authors_logistic=None):
     """Test results of the best weights saved in ``output_dir``; a dict like
-    ``results.json``'s test entries, plus ``best_epoch``, ``config`` and the
-    per-image arrays ``per_image`` (``tfvamp.evaluation.PER_IMAGE``).
+    ``results.json``'s test entries, plus ``best_epoch``, ``config``, the
+    per-image arrays ``per_image`` (``tfvamp.evaluation.PER_IMAGE``) and, on
+    the chief, ``diagnostics`` (``tfvamp.diagnostics.run_diagnostics``).
 
     ``strategy`` (default: the current one) splits the images over its
     replicas; the chief of a cluster writes the partial file. ``progress(done,
@@ -59,7 +60,7 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     run under the authors' discretised logistic or ours."""
     import tensorflow as tf
 
-    from tfvamp import distribute
+    from tfvamp import diagnostics, distribute
     from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
     from trainers import run_evaluation
 
@@ -91,6 +92,8 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
         "best_epoch": best_epoch,
         "config": config,
         "per_image": run_evaluation.per_image_arrays(test),
+        **({"diagnostics": diagnostics.run_diagnostics(model, dataset.test, test["log_likelihood"], seed=seed)}
+           if chief else {}),
         "partial_path": partial,
     }
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvamp import distribute, export, figures
+from tfvamp import diagnostics, distribute, export, figures
 from tfvamp.callbacks import (
     EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
     TensorBoardLog, TrainingCheckpoint, best_checkpoint_path, restore_best_weights)
@@ -285,6 +285,8 @@ def evaluate_and_write(model, dataset, config, output_dir, strategy=None, chief=
                              lambda f: np.save(f, test["log_likelihood"]))
     common.write_npz_atomic(os.path.join(output_dir, "test_evaluation.npz"),
                             **run_evaluation.per_image_arrays(test))
+    results["diagnostics"] = diagnostics.run_diagnostics(model, dataset.test, test["log_likelihood"],
+                                                         seed=config["seed"])
     _say("Writing figures ...")
     start = time.perf_counter()
     figure_paths = figures.write_figures(
