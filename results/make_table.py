@@ -252,6 +252,30 @@ def unfinished_table(entries):
     return "\n".join(lines)
 
 
+def load_timings(directory=os.path.join(HERE, "timings")):
+    """One-epoch timings of runs still to be made (``results/timings/*.json``), newest last."""
+    timings = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        with open(path) as f:
+            timings.append(dict(json.load(f), file=os.path.basename(path)))
+    return timings
+
+
+def projection_table(timings):
+    """Each timed configuration's hours of training at 400 epochs (about where the static
+    MNIST VAE runs stopped early) and at the protocol's limit of 2000, from its second
+    epoch's seconds (the first includes tracing and compilation)."""
+    lines = ["| configuration | seconds per epoch (2nd epoch) | hours at 400 epochs | hours at 2000 "
+             "epochs | CPU | load average | file |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for timing in timings:
+        for config, run in timing["runs"].items():
+            seconds = run["epoch_seconds"][1]
+            lines.append(f"| {config} | {seconds:.1f} | {400 * seconds / 3600:.1f} | "
+                         f"{2000 * seconds / 3600:.1f} | {timing['cpu_short']} | {run['load_average']} "
+                         f"| `results/timings/{timing['file']}` |")
+    return "\n".join(lines)
+
+
 TABLES = {"results-table": results_table, "claims-table": claims_table,
           "ablation-table": ablation_table, "protocol-ablation-table": protocol_ablation_table}
 
@@ -261,6 +285,7 @@ def render(text, runs, unfinished=None):
     ``unfinished`` runs' records (default: ``results/unfinished/``)."""
     groups = group(runs)
     tables = {marker: (lambda make=make: make(groups)) for marker, make in TABLES.items()}
+    tables["projection-table"] = lambda: projection_table(load_timings())
     tables["unfinished-table"] = lambda: unfinished_table(
         load_unfinished() if unfinished is None else unfinished)
     for marker, make in tables.items():

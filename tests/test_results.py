@@ -90,3 +90,10 @@ def test_a_finished_run_leaves_the_unfinished_list(tmp_path, monkeypatch):
     (tmp_path / "run" / "results.json").write_text("{}")
     assert record_progress.record(str(tmp_path / "run"), "run") is None
     assert not stale.exists()
+
+
+def test_projection_reads_the_second_epoch_and_scales_to_400_and_2000_epochs():
+    timing = {"file": "t.json", "cpu_short": "cpu", "runs": {
+        "static_mnist_hvae_vamp": {"epoch_seconds": [30.0, 18.0], "load_average": "~2"}}}
+    row = make_table.projection_table([timing]).splitlines()[2]
+    assert row.startswith("| static_mnist_hvae_vamp | 18.0 | 2.0 | 10.0 | cpu | ~2 |")
