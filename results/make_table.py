@@ -21,13 +21,28 @@ from scipy import stats
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_MD = os.path.join(os.path.dirname(HERE), "RESULTS.md")
 
-# Test log-likelihoods of Table 2 of the paper (nats), as recalled from the published
-# paper: its main text is not among this project's sources, so they are unverified here.
-PAPER = {
-    ("static_mnist", "vae", "standard"): -88.56,
-    ("static_mnist", "vae", "vamp"): -85.57,
-    ("static_mnist", "hvae", "standard"): -86.05,
-    ("static_mnist", "hvae", "vamp"): -83.19,
+# Published test log-likelihoods (nats) to set beside ours, each with its source as
+# ../shared/paper/published-results.md gives it. The paper's main text is not among this
+# project's sources: every figure here was read in another paper's table or a summary of
+# it (a secondary source), and a row without a source we could read is left empty.
+SOURCES = {
+    "exemplar-cites": "the VampPrior paper's Table 2 as cited in Exemplar VAE's comparisons "
+                      "(Norouzi et al. 2020, arXiv:2004.04795; secondary source)",
+    "summaries": "the VampPrior paper's Table 2 as quoted by summaries of the VAE literature "
+                 "(secondary source)",
+    "xu": "the VampPrior paper's figure as quoted by Xu et al., arXiv:1905.13452, Table 1 "
+          "(secondary source)",
+    "exemplar-runs": "Exemplar VAE's own re-run of this architecture (Norouzi et al. 2020, "
+                     "arXiv:2004.04795): independent code, not the paper's figure",
+}
+PUBLISHED = {
+    ("static_mnist", "vae", "vamp"): (-85.57, "exemplar-cites"),
+    ("static_mnist", "hvae", "vamp"): (-83.19, "summaries"),
+    ("static_mnist", "convhvae", "vamp"): (-81.09, "xu"),
+    ("static_mnist", "pixelhvae", "vamp"): (-79.78, "xu"),
+    ("dynamic_mnist", "hvae", "vamp"): (-81.24, "summaries"),
+    ("dynamic_mnist", "vae", "standard"): (-84.45, "exemplar-runs"),
+    ("dynamic_mnist", "vae", "vamp"): (-82.43, "exemplar-runs"),
 }
 INITIALIZERS = {"glorot_uniform": "Glorot", "he_normal": "He"}
 # Settings of the paper's protocol: a run that differs in one names it in its group.
@@ -112,17 +127,31 @@ def name_of(key):
 
 def results_table(groups):
     columns = ("configuration", "runs", "test LL (IS, S=5000 unless named) mean ± sd", "test ELBO mean ± sd",
-               "each run's test LL (seed)", "paper LL (unverified)", "epochs (best)")
+               "each run's test LL ± MC error (seed)", "published LL (source)", "epochs (best)")
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    cited = []
     for key, members in groups.items():
-        each = ", ".join(f"{r['test_log_likelihood']:.2f} ({r['flags']['seed']})" for r in members)
+        each = ", ".join(f"{fmt_run(r)} ({r['flags']['seed']})" for r in members)
         epochs = ", ".join(f"{r['epochs_trained']} ({r['best_epoch']})" for r in members)
-        paper = PAPER.get(key[:3])
+        published = ""
+        if key[:3] in PUBLISHED and not key[4]:  # beside the protocol's runs only
+            value, source = PUBLISHED[key[:3]]
+            cited += [source] if source not in cited else []
+            published = f"{value:.2f} ({chr(ord('a') + cited.index(source))})"
         lines.append("| " + " | ".join([
             name_of(key), str(len(members)), fmt_mean_sd(log_likelihoods(members)),
-            fmt_mean_sd([r["test_elbo"] for r in members]), each,
-            "" if paper is None else f"{paper:.2f}", epochs]) + " |")
+            fmt_mean_sd([r["test_elbo"] for r in members]), each, published, epochs]) + " |")
+    lines.append("")
+    lines += [f"({chr(ord('a') + i)}) {SOURCES[source]}." for i, source in enumerate(cited)]
     return "\n".join(lines)
+
+
+def fmt_run(run):
+    """A run's test log-likelihood, with its Monte Carlo standard error where the run's
+    evaluation recorded one (evaluations before issue 26 did not)."""
+    se = run.get("test_log_likelihood_se")
+    return (f"{run['test_log_likelihood']:.2f}" if se is None
+            else f"{run['test_log_likelihood']:.3f} ± {se:.3f}")
 
 
 def comparison(a, b, better_a, better_b):
@@ -155,10 +184,26 @@ def claims_table(groups):
                            "HVAE better", "VAE better"))
     for label, a_key, b_key, better_a, better_b in claims:
         a, b = groups.get(a_key), groups.get(b_key)
-        if a and b:
+        if a and b and min(len(a), len(b)) < 2:
+            difference = mean_sd(log_likelihoods(a))[0] - mean_sd(log_likelihoods(b))[0]
+            lines.append(f"| {label} | {cells(a)} | {cells(b)} | {difference:+.2f} (not tested) | "
+                         f"{len(a)} vs {len(b)} runs: too few to test; "
+                         f"{seed_spread(groups, a_key[0])} |")
+        elif a and b:
             lines.append(f"| {label} | {cells(a)} | {cells(b)} | "
                          + " | ".join(comparison(a, b, better_a, better_b)) + " |")
     return "\n".join(lines)
+
+
+def seed_spread(groups, dataset):
+    """The seed-to-seed spread seen elsewhere on ``dataset``, against which a one-run
+    difference can be read: the largest standard deviation of a protocol configuration
+    with 2 runs or more."""
+    sds = [mean_sd(log_likelihoods(members))[1] for (d, _, _, _, variant), members in groups.items()
+           if d == dataset and not variant and len(members) >= 2]
+    if not sds:
+        return f"no {dataset} configuration has 2 runs yet"
+    return f"seed-to-seed sd of the {dataset} configurations with 2+ runs: up to {max(sds):.2f}"
 
 
 def ablation_table(groups):
@@ -207,6 +252,30 @@ def unfinished_table(entries):
     return "\n".join(lines)
 
 
+def load_timings(directory=os.path.join(HERE, "timings")):
+    """One-epoch timings of runs still to be made (``results/timings/*.json``), newest last."""
+    timings = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        with open(path) as f:
+            timings.append(dict(json.load(f), file=os.path.basename(path)))
+    return timings
+
+
+def projection_table(timings):
+    """Each timed configuration's hours of training at 400 epochs (about where the static
+    MNIST VAE runs stopped early) and at the protocol's limit of 2000, from its second
+    epoch's seconds (the first includes tracing and compilation)."""
+    lines = ["| configuration | seconds per epoch (2nd epoch) | hours at 400 epochs | hours at 2000 "
+             "epochs | CPU | load average | file |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for timing in timings:
+        for config, run in timing["runs"].items():
+            seconds = run["epoch_seconds"][1]
+            lines.append(f"| {config} | {seconds:.1f} | {400 * seconds / 3600:.1f} | "
+                         f"{2000 * seconds / 3600:.1f} | {timing['cpu_short']} | {run['load_average']} "
+                         f"| `results/timings/{timing['file']}` |")
+    return "\n".join(lines)
+
+
 TABLES = {"results-table": results_table, "claims-table": claims_table,
           "ablation-table": ablation_table, "protocol-ablation-table": protocol_ablation_table}
 
@@ -216,6 +285,7 @@ def render(text, runs, unfinished=None):
     ``unfinished`` runs' records (default: ``results/unfinished/``)."""
     groups = group(runs)
     tables = {marker: (lambda make=make: make(groups)) for marker, make in TABLES.items()}
+    tables["projection-table"] = lambda: projection_table(load_timings())
     tables["unfinished-table"] = lambda: unfinished_table(
         load_unfinished() if unfinished is None else unfinished)
     for marker, make in tables.items():

@@ -14,7 +14,8 @@
 # too: hours to a day per run on 2 cores, resumable (results/record_progress.py RUNS_DIR
 # records how far an unfinished run got, for RESULTS.md; with --with_checkpoints also its
 # checkpoints, in results/unfinished/NAME/, from which this script resumes it on another machine).
-# A run with results in RUNS_DIR is not run again; an interrupted one resumes.
+# A run with results in RUNS_DIR is not run again; an interrupted one resumes. Each finished
+# run's per-image test log-likelihoods are kept beside its results, in results/per_image/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=${1:-../shared/data}
@@ -44,6 +45,7 @@ run() {  # run CONFIG SEED [extra flags]
   fi
   python -c 'import json, sys; r = json.load(open(sys.argv[1])); r.pop("history", None); json.dump(r, open(sys.argv[2], "w"), indent=1)' \
     "$RUNS_DIR/$name/results.json" "results/$name.json"
+  python results/keep_per_image.py "$RUNS_DIR/$name" "results/per_image/$name.npz"
 }
 
 mkdir -p "$RUNS_DIR"

@@ -90,3 +90,23 @@ def test_a_finished_run_leaves_the_unfinished_list(tmp_path, monkeypatch):
     (tmp_path / "run" / "results.json").write_text("{}")
     assert record_progress.record(str(tmp_path / "run"), "run") is None
     assert not stale.exists()
+
+
+def test_projection_reads_the_second_epoch_and_scales_to_400_and_2000_epochs():
+    timing = {"file": "t.json", "cpu_short": "cpu", "runs": {
+        "static_mnist_hvae_vamp": {"epoch_seconds": [30.0, 18.0], "load_average": "~2"}}}
+    row = make_table.projection_table([timing]).splitlines()[2]
+    assert row.startswith("| static_mnist_hvae_vamp | 18.0 | 2.0 | 10.0 | cpu | ~2 |")
+
+
+def test_a_runs_per_image_values_are_kept_compressed(tmp_path):
+    spec = importlib.util.spec_from_file_location("keep_per_image", os.path.join(ROOT, "results", "keep_per_image.py"))
+    keep_per_image = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(keep_per_image)
+    values = {name: np.random.default_rng(0).normal(size=50).astype(np.float64)
+              for name in ("log_likelihood", "log_likelihood_se", "effective_sample_size", "elbo", "kl")}
+    np.savez(tmp_path / "test_evaluation.npz", **values)
+    keep_per_image.keep(str(tmp_path), str(tmp_path / "kept" / "run.npz"))
+    with np.load(tmp_path / "kept" / "run.npz") as kept:
+        assert sorted(kept.files) == sorted(keep_per_image.KEPT)
+        np.testing.assert_array_equal(kept["log_likelihood"], values["log_likelihood"].astype(np.float32))

@@ -31,6 +31,12 @@ from tfvamp.models import MODELS
 from tfvamp.serving import DEFAULT_NUM_SAMPLES, INPUT_DTYPES, SIGNATURES
 
 MODEL_CONFIG_FILE = "tfvamp_model.json"
+# TF Serving replays this file's PredictionLog records when it loads a version, before serving
+# it, so the first client request does not pay for the graph's first run.
+WARMUP_FILE = "tf_serving_warmup_requests"
+# The inputs of the warm-up requests: one all-zero image or latent, a few samples, seed 0.
+WARMUP_SCALARS = {"num_samples": 2, "seed": 0}
+MODELS_CONFIG_FILE = "models.config"
 
 
 class ServingSignatures:
@@ -173,7 +179,10 @@ def export_model(model, export_dir, model_name=None, version=None):
     written next to its final place and renamed into it, so a server watching
     ``export_dir/model_name`` never sees half a version. The model's class
     and configuration go to ``assets.extra/tfvamp_model.json`` (TensorFlow
-    Serving ignores that folder), for ``load_model``. Returns the path.
+    Serving ignores that folder), for ``load_model``, with TF Serving's warm-up
+    requests (``write_warmup_requests``); ``export_dir/models.config`` is
+    rewritten to list every model exported there (``write_models_config``).
+    Returns the path.
     """
     model_key = registry_name(model)
     model_name = model_key if model_name is None else model_name
@@ -190,7 +199,9 @@ def export_model(model, export_dir, model_name=None, version=None):
         raise FileExistsError(f"{path} already exists; choose another version or leave it out "
                               f"to export as version {next_version}")
     os.makedirs(model_dir, exist_ok=True)
-    return save_serving_model(model, path)
+    save_serving_model(model, path)
+    write_models_config(export_dir)
+    return path
 
 
 def save_serving_model(model, path):
@@ -211,6 +222,8 @@ def save_serving_model(model, path):
         os.makedirs(os.path.join(staging, "assets.extra"))
         with open(os.path.join(staging, "assets.extra", MODEL_CONFIG_FILE), "w") as f:
             json.dump({"model": model_key, "config": model.get_config()}, f, indent=2)
+        write_warmup_requests(os.path.join(staging, "assets.extra", WARMUP_FILE),
+                              ServingSignatures(model).input_specs())
         os.rename(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -234,9 +247,63 @@ def load_model(path):
     config_path = os.path.join(path, "assets.extra", MODEL_CONFIG_FILE)
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} is missing: {path} is not an export of tfvamp.export")
-    with open(config_path) as f:
-        saved = json.load(f)
-    model = MODELS[saved["model"]].from_config(saved["config"])
+    try:
+        with open(config_path) as f:
+            saved = json.load(f)
+        model = MODELS[saved["model"]].from_config(saved["config"])
+    except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+        raise ExportError(f"{config_path} is corrupt ({type(error).__name__}: {error}); "
+                          f"export the model again") from None
     checkpoint = tf.train.Checkpoint(variables_module(model))
-    checkpoint.read(os.path.join(path, "variables", "variables")).assert_existing_objects_matched()
+    prefix = os.path.join(path, "variables", "variables")
+    try:
+        checkpoint.read(prefix).assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError) as error:
+        # A truncated variables.data gives IndexError, a missing or corrupt index an OpError.
+        message = (error.message if isinstance(error, tf.errors.OpError) else str(error)).splitlines()[0]
+        raise ExportError(f"The weights of the export {path} cannot be read ({type(error).__name__}: "
+                          f"{message}): its variables/ files are truncated or corrupt; "
+                          "export the model again, or use another version") from None
     return model
+
+
+class ExportError(Exception):
+    """An export is corrupt or incomplete (the message names its path)."""
+
+
+def write_warmup_requests(path, input_specs, model_name="model"):
+    """Writes TF Serving's warm-up file ``path`` (``assets.extra/tf_serving_warmup_requests``):
+    one ``PredictionLog`` record a signature, each a ``PredictRequest`` of one all-zero image
+    or latent (the shapes of ``input_specs``, ``ServingSignatures.input_specs()``) and the
+    scalars of ``WARMUP_SCALARS``. TF Serving ignores the model name of a warm-up request."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2  # export time only
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for name, signature in SIGNATURES.items():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = name
+            for input_name in signature.inputs:
+                spec = input_specs[input_name]
+                value = (tf.zeros([1, *spec.shape[1:]], spec.dtype) if spec.shape.rank
+                         else tf.constant(WARMUP_SCALARS[input_name], spec.dtype))
+                request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def write_models_config(export_dir, base_path="/models"):
+    """Writes ``export_dir/models.config``, TF Serving's ``--model_config_file`` for every model
+    exported under ``export_dir`` (one ``config`` a model folder, its ``base_path``
+    ``base_path/NAME``: where the folder is mounted in the server's container), and returns
+    its path. The text is a ``ModelServerConfig`` protocol buffer in text format."""
+    names = sorted(n for n in os.listdir(export_dir) if versions(os.path.join(export_dir, n)))
+    entries = "".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{base_path.rstrip("/")}/{name}"\n'
+        f'    model_platform: "tensorflow"\n  }}\n' for name in names)
+    path = os.path.join(export_dir, MODELS_CONFIG_FILE)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"model_config_list {{\n{entries}}}\n")
+    os.replace(path + ".tmp", path)
+    return path

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfvamp import monitoring  # noqa: E402
 from tfvamp.priors import VampPrior  # noqa: E402
 
 
@@ -108,20 +109,10 @@ def random_indices(num_items, size, seed):
 def pseudo_input_usage(model, images, batch_size=500):
     """The share of the posterior mass of ``images`` that each of the K
     components of ``model.prior_distribution()`` (for a VampPrior, each
-    pseudo-input) attracts, as a ``[K]`` array summing to 1.
-
-    Each image counts once, at its posterior mean ``z``, with its
-    responsibilities ``p(k | z)``, a softmax over k of the log mixture weight
-    plus ``log N(z | component k)``; ``batch_size`` images are encoded at once.
-    """
-    prior = model.prior_distribution()
-    logits = prior.mixture_distribution.logits_parameter()
-    total = tf.zeros_like(logits)
-    for start in range(0, len(images), batch_size):
-        z, _ = model.encode(tf.convert_to_tensor(images[start:start + batch_size]))
-        log_joint = logits + prior.components_distribution.log_prob(z[:, None, :])  # [N, K]
-        total += tf.reduce_sum(tf.nn.softmax(log_joint, axis=-1), axis=0)
-    return total.numpy() / len(images)
+    pseudo-input) attracts, as a ``[K]`` array summing to 1: each image counted
+    once, at its posterior mean, with its responsibilities q(k | z)
+    (``tfvamp.monitoring.component_usage``)."""
+    return monitoring.component_usage(model, images, batch_size)
 
 
 def plot_pseudo_inputs(pseudo_inputs, usage, path, max_images=100, usage_of="the data",

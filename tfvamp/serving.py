@@ -51,7 +51,8 @@ SIGNATURES = {
 
 
 class ServingError(RuntimeError):
-    """The server answered a request with an error."""
+    """A request failed: the server answered with an error, could not be reached, or did not
+    answer in TF Serving's format (the message names the URL or address)."""
 
 
 def _signature(name):
@@ -99,7 +100,11 @@ def rest_body(signature_name, row_format=None, **inputs):
 def parse_rest_response(signature_name, body):
     """Output name -> NumPy array from a REST response body (dict or JSON text)."""
     if isinstance(body, (str, bytes)):
-        body = json.loads(body)
+        try:
+            body = json.loads(body)
+        except ValueError:
+            text = body.decode(errors="replace") if isinstance(body, bytes) else body
+            raise ServingError(f"The answer is not TF Serving's JSON: {text[:200]!r}") from None
     if "error" in body:
         raise ServingError(body["error"])
     outputs = _signature(signature_name).outputs
@@ -172,11 +177,24 @@ class ServingClient:
                 body = response.read()
         except urllib.error.HTTPError as error:  # the server's {"error": ...}
             body = error.read()
-        return parse_rest_response(signature_name, body)
+        except (urllib.error.URLError, OSError) as error:  # refused, unknown host, timed out
+            reason = getattr(error, "reason", error)
+            raise ServingError(f"No answer from {self.rest_url} ({reason}): is TensorFlow Serving "
+                               f"running there with model {self.model_name!r}?") from None
+        try:
+            return parse_rest_response(signature_name, body)
+        except ServingError as error:
+            raise ServingError(f"{self.rest_url}: {error}") from None
 
     def predict_grpc(self, signature_name, timeout=600.0, **inputs):
         """Calls ``PredictionService.Predict``; output name -> NumPy array."""
-        with grpc.insecure_channel(f"{self.host}:{self.grpc_port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            response = stub.Predict(self.grpc_request(signature_name, **inputs), timeout=timeout)
+        address = f"{self.host}:{self.grpc_port}"
+        try:
+            with grpc.insecure_channel(address) as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                response = stub.Predict(self.grpc_request(signature_name, **inputs), timeout=timeout)
+        except grpc.RpcError as error:  # unavailable, deadline exceeded, the server's own errors
+            raise ServingError(f"gRPC Predict at {address} (model {self.model_name!r}) failed: "
+                               f"{error.code().name}: {error.details()}") from None
         return parse_grpc_response(signature_name, response)
+

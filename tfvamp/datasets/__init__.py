@@ -9,6 +9,7 @@ through TFDS (TFDS's own ``binarized_mnist`` and ``mnist`` for the MNISTs).
 from tfvamp.datasets import builders  # noqa: F401  (defining the builders registers them with TFDS)
 from tfvamp.datasets import caltech, dynamic_mnist, freyfaces, histopathology, omniglot, static_mnist
 from tfvamp.datasets.core import DatasetError, ImageDataset
+from tfvamp.datasets.own_images import load_images
 from tfvamp.datasets.tfds_loading import TFDS_NAMES, load_from_tfds
 
 DATASETS = {
@@ -30,4 +31,5 @@ def load_dataset(name, data_dir=None):
     return loader(data_dir)
 
 
-__all__ = ["DATASETS", "TFDS_NAMES", "DatasetError", "ImageDataset", "load_dataset", "load_from_tfds"]
+__all__ = ["DATASETS", "TFDS_NAMES", "DatasetError", "ImageDataset", "load_dataset", "load_from_tfds",
+           "load_images"]

@@ -17,6 +17,7 @@ class ImageDataset:
     probabilities and are re-binarised at random every epoch (validation and
     test are binarised once, by the loader). ``pseudo_inputs_init`` is the
     paper's ``(mean, std)`` for the VampPrior's pseudo-inputs on this dataset.
+    ``notes`` are lines saying what a loader decided from the data (``load_images``).
     """
 
     name: str
@@ -26,6 +27,7 @@ class ImageDataset:
     likelihood: str
     pseudo_inputs_init: tuple
     dynamic_binarization: bool = False
+    notes: tuple = ()
 
     @property
     def input_shape(self):
