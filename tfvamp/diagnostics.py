@@ -5,8 +5,8 @@ of the test log-likelihoods (8.4.3).
 
 Per latent layer (``z`` of a VAE; ``z2``, the top, and ``z1`` of an HVAE):
 
-* **active units** (Burda et al., 2016): the dimensions ``u`` with
-  ``A_u = Cov_x(E_q[z_u | x]) > ACTIVITY_THRESHOLD`` (0.01), the variance over
+* **active units** (Burda et al., 2016; ``tfvamp.monitoring.active_units``):
+  the dimensions ``u`` with ``Cov_x(E_q[z_u | x]) > 0.01``, the variance over
   the images of the posterior mean;
 * the **mean posterior variance**: ``Var_q[z_u | x]`` averaged over the
   dimensions and the images;
@@ -20,12 +20,11 @@ law of total variance, ``Var[z1|x] = E[Var(z1|x,z2)] + Var(E[z1|x,z2])``.
 import numpy as np
 import tensorflow as tf
 
+from tfvamp import monitoring
+from tfvamp.models import HVAE, VAE
 from tfvamp.models.base import map_rows
-from tfvamp.models.hvae import HVAE
-from tfvamp.models.vae import VAE
 from tfvamp.priors import diagonal_gaussian, posterior_moments
 
-ACTIVITY_THRESHOLD = 0.01  # Burda et al. (2016)
 QUANTILES = (0.01, 0.05)
 
 
@@ -96,18 +95,16 @@ def per_image_layers(model, images, num_samples=10, batch_size=100, seed=0):
             for name in batches[0]}
 
 
-def summarise_layers(layers, threshold=ACTIVITY_THRESHOLD):
+def summarise_layers(layers, threshold=monitoring.ACTIVE_UNIT_THRESHOLD):
     """``per_image_layers``' arrays summarised per layer: ``active_units``
-    (dimensions with ``Var_x(E_q[z_u|x]) > threshold``, the variance over the
-    images with divisor N), ``latent_dim``, ``activity`` (that variance per
-    dimension), ``mean_posterior_variance`` and ``kl`` (means over images)."""
+    (``tfvamp.monitoring.active_units`` of the posterior means),
+    ``latent_dim``, ``mean_posterior_variance`` and ``kl`` (means over the
+    images)."""
     summary = {}
     for name, values in layers.items():
-        activity = np.var(values["mean"], axis=0)
         summary[name] = {
-            "active_units": int(np.sum(activity > threshold)),
-            "latent_dim": int(activity.shape[0]),
-            "activity": activity.tolist(),
+            "active_units": monitoring.active_units(values["mean"], threshold),
+            "latent_dim": int(values["mean"].shape[1]),
             "mean_posterior_variance": float(np.mean(values["variance"])),
             "kl": float(np.mean(values["kl"])),
         }
