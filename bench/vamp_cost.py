@@ -1,0 +1,116 @@
+r"""The VampPrior's training cost per epoch against the standard prior's
+(supplementary 8.4.2), on MNIST-shaped data, each pair in one run (issue 37).
+
+    PYTHONPATH=. python bench/vamp_cost.py --bench_model=vae         # ~2 min
+    PYTHONPATH=. python bench/vamp_cost.py --bench_model=hvae        # ~3 min
+    PYTHONPATH=. python bench/vamp_cost.py --bench_model=convhvae --train_images=300 \
+        --validation_images=60 --bench_epochs=3
+
+One process per model, with the switches ``trainers.train`` chooses for it
+(``trainers.cli.choose_cpu_switches``): the model with the standard prior and
+with the VampPrior at K = 500 and K = 1000 (the paper's MNIST and OMNIGLOT
+settings), built side by side and trained in turns, one epoch each, so the
+three share the machine's load. An epoch is ``model.fit`` as the trainer runs
+it (AdamNormGrad, XLA as the model's ``xla_train_step``, batch 100) over
+``--train_images`` random binary 28x28 images, with a validation set of
+``--validation_images`` as one batch (as ``trainers.train`` on one device:
+the pseudo-inputs encoded once per pass); 2000 and 400 keep MNIST's
+50000 : 10000 proportion of training to validation. The time of an epoch is
+the ``fit`` call's wall time; medians over the epochs after the first
+(compilation). Ratio = VampPrior / standard per epoch.
+
+The FLOPs explain the ratio: a training step's matmul/convolution FLOPs
+(``bench/measure.py``: 3x the forward, for forward and backward), and of them
+the VampPrior's pass of its K pseudo-inputs through the encoder ``q(z|u_k)``,
+3x its forward too, which every training step runs whatever the batch size.
+The paper's ratios (their GPU): HVAE 1.4 (K = 500), convHVAE 1.9 / 2.1 and
+PixelHVAE 1.4 / 1.7 (K = 500 / 1000); their VAE's is not given.
+"""
+import os
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainers import cli  # noqa: E402
+
+flags.DEFINE_enum("bench_model", "vae", ["vae", "hvae", "convhvae", "pixelhvae"], "Model to time.")
+flags.DEFINE_list("components", ["500", "1000"], "K of the VampPriors timed against the standard prior.")
+flags.DEFINE_integer("train_images", 2000, "Training images per epoch (batches of 100).")
+flags.DEFINE_integer("validation_images", 400, "Validation images, one batch per epoch.")
+flags.DEFINE_integer("bench_epochs", 6, "Epochs per configuration (the first is not counted).")
+
+FLAGS = flags.FLAGS
+BATCH = 100
+# Supplementary 8.4.2: VampPrior / standard wall-clock time, {model: {K: ratio}}.
+PAPER = {"hvae": {500: 1.4}, "convhvae": {500: 1.9, 1000: 2.1}, "pixelhvae": {500: 1.4, 1000: 1.7}}
+
+
+def main(argv):
+    del argv
+    cli.choose_cpu_switches(FLAGS.bench_model, "float32")
+    tf = cli.import_tensorflow()
+    import numpy as np
+
+    from tfvamp import models
+    from tfvamp.optimizers import AdamNormGrad
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from measure import _graph_flops, step_flops
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((FLAGS.train_images + FLAGS.validation_images, 28, 28, 1)) < 0.13)
+    images = images.astype(np.float32)
+    train, validation = images[:FLAGS.train_images], images[FLAGS.train_images:]
+    pipeline = (tf.data.Dataset.from_tensor_slices(train).shuffle(len(train), seed=0)
+                .batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    validation = tf.data.Dataset.from_tensors(validation)
+
+    configs = {"standard": ("standard", 1)}
+    configs.update({f"vamp K={k}": ("vamp", int(k)) for k in FLAGS.components})
+    built = {}
+    for name, (prior, k) in configs.items():
+        model = models.build_model(FLAGS.bench_model, input_shape=(28, 28, 1), likelihood="bernoulli",
+                                   prior=prior, num_components=k, seed=0)
+        model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=model.xla_train_step)
+        built[name] = model
+
+    print(f"{FLAGS.bench_model} on {cli.describe_cpu()}, {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    seconds = {name: [] for name in built}
+    for epoch in range(FLAGS.bench_epochs):
+        for name, model in built.items():
+            start = time.perf_counter()
+            model.fit(pipeline, validation_data=validation, epochs=1, verbose=0)
+            seconds[name].append(time.perf_counter() - start)
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{n} {s[-1]:.2f} s" for n, s in seconds.items()),
+              flush=True)
+    load = os.getloadavg()[0]
+
+    rows = []
+    standard = np.median(seconds["standard"][1:])
+    standard_flops = step_flops(built["standard"])
+    for name, model in built.items():
+        epoch_seconds = np.median(seconds[name][1:])
+        flops = step_flops(model)
+        prior_flops, k = 0, None
+        if name != "standard":  # the K pseudo-inputs through the encoder, forward and backward
+            prior_pass = tf.function(lambda m=model: m.prior.encode_pseudo_inputs())
+            prior_flops = 3 * _graph_flops(prior_pass.get_concrete_function().graph)
+            k = configs[name][1]
+        paper = PAPER.get(FLAGS.bench_model, {}).get(k)
+        rows.append(f"| {FLAGS.bench_model} | {name} | {epoch_seconds:.2f} | "
+                    f"{np.percentile(seconds[name][1:], 10):.2f}-{np.percentile(seconds[name][1:], 90):.2f} | "
+                    f"{epoch_seconds / standard:.2f} | {'-' if paper is None else f'{paper:.1f}'} | "
+                    f"{flops / 1e9:.3f} | {prior_flops / 1e9:.3f} | {flops / standard_flops:.2f} |")
+    print(f"\n{FLAGS.train_images} training images + {FLAGS.validation_images} validation per epoch, "
+          f"median of {FLAGS.bench_epochs - 1} epochs; load average {load:.1f} at the end\n")
+    print("| model | prior | s/epoch | p10-p90 s | time ratio | paper | GFLOP/step | "
+          "of it pseudo-inputs | FLOP ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    app.run(main)
