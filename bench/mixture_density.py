@@ -12,7 +12,7 @@ Three ways of computing ``log sum_k w_k N(z | loc_k, diag(exp(log_variance_k)))`
   that ``DiagonalGaussianMixture.log_prob`` used before the fix (kept here only);
 * ``broadcast``: a plain ``tfd.MixtureSameFamily`` of ``diagonal_gaussian``
   components, an ``[N, K, d]`` broadcast;
-* ``now``: ``tfvamp.priors.DiagonalGaussianMixture(loc, log_variance).log_prob``.
+* ``now``: ``tfvamp.gaussians.DiagonalGaussianMixture(loc, log_variance).log_prob``.
 
 Accuracy: the largest error against a float64 reference (the ``[N, K, d]``
 differences, logsumexp) of the log-density and of its gradients with respect
@@ -54,7 +54,7 @@ from scipy.special import logsumexp  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder  # noqa: E402
-from tfvamp.priors import DiagonalGaussianMixture, diagonal_gaussian  # noqa: E402
+from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian  # noqa: E402
 
 tfd = tfp.distributions
 

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import tfvamp
 
@@ -204,8 +205,8 @@ def test_your_own_networks_on_images_with_a_distribution_function():
     decoder = keras.Model(z, keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64)(z)))
 
     def bernoulli(logits):
-        return tfvamp.priors.tfd.Independent(
-            tfvamp.priors.tfd.Bernoulli(logits=logits, dtype=tf.float32), 3)
+        return tfp.distributions.Independent(
+            tfp.distributions.Bernoulli(logits=logits, dtype=tf.float32), 3)
 
     model = tfvamp.VAE((8, 8, 1), encoder=encoder, decoder=decoder, likelihood=bernoulli,
                        prior="vamp", num_components=10, seed=0)
@@ -302,7 +303,8 @@ def test_lower_layers_never_import_higher_ones():
     lower = [os.path.join(package, "models", name) for name in os.listdir(os.path.join(package, "models"))
              if name.endswith(".py")]
     lower += [os.path.join(package, f"{name}.py") for name in
-              ("priors", "likelihoods", "objectives", "layers", "callbacks", "evaluation")]
+              ("gaussians", "posteriors", "priors", "likelihoods", "objectives", "layers",
+               "callbacks", "evaluation")]
     offending = []
     for path in lower:
         with open(path, encoding="utf-8") as f:

@@ -38,9 +38,11 @@ GUIDES = {
 EXPECTED = {
     "api/tfvamp": ["tfvamp"],
     "api/priors": ["tfvamp.priors", "tfvamp.priors.VampPrior",
-                   "tfvamp.priors.DiagonalGaussianMixture",
-                   "tfvamp.priors.FullCovarianceGaussianMixture",
                    "tfvamp.priors.MixtureOfGaussiansPrior", "tfvamp.priors.StandardNormalPrior"],
+    "api/gaussians": ["tfvamp.gaussians", "tfvamp.gaussians.DiagonalGaussianMixture",
+                      "tfvamp.gaussians.FullCovarianceGaussianMixture"],
+    "api/posteriors": ["tfvamp.posteriors", "tfvamp.posteriors.check_encoder",
+                       "tfvamp.posteriors.posterior_mixture"],
     "api/likelihoods": ["tfvamp.likelihoods"],
     "api/layers": ["tfvamp.layers"],
     "api/objectives": ["tfvamp.objectives"],

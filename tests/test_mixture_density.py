@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from scipy.special import logsumexp
 
-from tfvamp.priors import DiagonalGaussianMixture
+from tfvamp.gaussians import DiagonalGaussianMixture
 
 LATENT, K = 40, 500
 TOLERANCE = 1e-3  # nats

@@ -12,9 +12,10 @@ import tensorflow_probability as tfp
 from conftest import SHARED_DATA
 from test_cli import run_trainer
 from tfvamp.datasets import load_dataset
+from tfvamp.gaussians import diagonal_gaussian
 from tfvamp.models import MODELS, build_model
 from tfvamp.objectives import negative_elbo
-from tfvamp.priors import VampPrior, diagonal_gaussian
+from tfvamp.priors import VampPrior
 
 TWO_LEVEL = ("hvae", "convhvae", "pixelhvae")
 

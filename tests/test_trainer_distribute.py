@@ -46,7 +46,7 @@ def one_step_on_1_and_2_replicas():
 
     from tfvamp.models.vae import VAE
     from tfvamp.objectives import LogTerms
-    from tfvamp.priors import diagonal_gaussian
+    from tfvamp.gaussians import diagonal_gaussian
 
     keras.utils.set_random_seed(0)  # the same initial weights in every process
     projection = tf.constant(np.random.default_rng(1).normal(size=(784, 4)), tf.float32)

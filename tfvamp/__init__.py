@@ -15,6 +15,7 @@ from tfvamp import export  # the SavedModel for TF Serving (it depends on the mo
 from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
                               StopOnNonFiniteLoss, warmup_beta)
 from tfvamp.evaluation import evaluate
+from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian
 from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
 from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikelihood,
                                 ClampedBernoulliLikelihood, DecoderDistribution,
@@ -25,9 +26,8 @@ from tfvamp.objectives import (ElboTerms, ISEstimate, LogTerms, importance_sampl
                                importance_sampled_log_likelihood, importance_sampling_statistics,
                                log_importance_weights, negative_elbo)
 from tfvamp.optimizers import AdamNormGrad
-from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, Prior,
-                           StandardNormalPrior, VampPrior, diagonal_gaussian, make_prior,
-                           posterior_mixture)
+from tfvamp.posteriors import posterior_mixture
+from tfvamp.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior, make_prior
 
 __version__ = "0.1.0"
 

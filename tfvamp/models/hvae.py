@@ -17,7 +17,7 @@ import tensorflow_probability as tfp
 from tfvamp.models import networks
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.objectives import LogTerms
-from tfvamp.priors import as_float32, diagonal_gaussian
+from tfvamp.gaussians import as_float32, diagonal_gaussian
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")
