@@ -9,7 +9,12 @@ model = tfvamp.VAE((28, 28, 1), prior="vamp")  # the paper's VAE and VampPrior
 model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # your networks
                    prior=tfvamp.VampPrior(enc, (13,), pseudo_input_map="none"))
 ```
+
+``tfvamp.serving``, the TensorFlow Serving client, is imported on first use
+(it brings gRPC): ``import tfvamp`` alone does not import it.
 """
+import importlib
+
 from tfvamp import datasets  # registers the TFDS builders
 from tfvamp import export  # the SavedModel for TF Serving (it depends on the models, not they on it)
 from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
@@ -78,3 +83,10 @@ __all__ = [
     "posterior_mixture",
     "warmup_beta",
 ]
+
+
+def __getattr__(name):
+    """``tfvamp.serving`` imported when first asked for (it brings gRPC)."""
+    if name == "serving":
+        return importlib.import_module("tfvamp.serving")
+    raise AttributeError(f"module 'tfvamp' has no attribute {name!r}")
