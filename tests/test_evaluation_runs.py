@@ -120,7 +120,7 @@ class _Killed(Exception):
 def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_run(tmp_path, monkeypatch,
                                                                                    capsys):
     from tfvamp import evaluation
-    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights, saved_best_epoch
     from trainers import common, training
 
     config = {**train.flag_values(), **TINY, "output_dir": str(tmp_path), "epochs": 1,

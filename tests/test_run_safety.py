@@ -347,7 +347,8 @@ def test_a_failed_checkpoint_or_figure_write_keeps_the_previous_one(tmp_path):
     import tensorflow as tf
 
     from tfvamp import figures, models
-    from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint, restore_best_weights
+    from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
+    from tfvamp.checkpoints import restore_best_weights
 
     def tiny_model():
         model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,

@@ -17,8 +17,9 @@ import tensorflow as tf
 
 from conftest import REPO_ROOT, SHARED_DATA
 from tfvamp import datasets, figures, models
-from tfvamp.callbacks import (NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, restore_best_weights,
-                              saved_best_epoch)
+from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
+from tfvamp.checkpoints import restore_best_weights, saved_best_epoch
+from tfvamp.errors import NonFiniteLossError
 from trainers import cli, common, train
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,

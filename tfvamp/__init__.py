@@ -17,8 +17,8 @@ import importlib
 
 from tfvamp import datasets  # registers the TFDS builders
 from tfvamp import export  # the SavedModel for TF Serving (it depends on the models, not they on it)
-from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
-                              StopOnNonFiniteLoss, warmup_beta)
+from tfvamp.callbacks import KLWarmUp, PaperEarlyStopping, StopOnNonFiniteLoss, warmup_beta
+from tfvamp.errors import NonFiniteInputError, NonFiniteLossError
 from tfvamp.evaluation import evaluate
 from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian
 from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D

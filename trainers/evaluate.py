@@ -56,7 +56,7 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     import tensorflow as tf
 
     from tfvamp import distribute
-    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights, saved_best_epoch
     from trainers import run_evaluation
 
     strategy = strategy or tf.distribute.get_strategy()

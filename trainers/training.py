@@ -15,8 +15,10 @@ import tensorflow as tf
 
 from tfvamp import distribute, export, figures
 from tfvamp.callbacks import (
-    EpochLog, EpochTimer, KLWarmUp, NonFiniteLossError, PaperEarlyStopping, StopOnNonFiniteLoss,
-    TensorBoardLog, TrainingCheckpoint, best_checkpoint_path, restore_best_weights)
+    EpochLog, EpochTimer, KLWarmUp, PaperEarlyStopping, StopOnNonFiniteLoss, TensorBoardLog,
+    TrainingCheckpoint)
+from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights
+from tfvamp.errors import NonFiniteLossError
 from tfvamp.optimizers import AdamNormGrad
 from trainers import cli, common, run_evaluation
 
