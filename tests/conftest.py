@@ -26,9 +26,10 @@ def seeded_random_state():
 
 def subprocess_env(**extra):
     """The environment of a child process that runs this checkout (``PYTHONPATH``),
-    without a ``TF_CONFIG`` of ours, with ``extra`` on top."""
+    without a ``TF_CONFIG`` or ``TFVAMP_TRACEBACK`` of ours, with ``extra`` on top."""
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    env.pop("TF_CONFIG", None)
+    for name in ("TF_CONFIG", "TFVAMP_TRACEBACK"):
+        env.pop(name, None)
     env.update(extra)
     return env
 

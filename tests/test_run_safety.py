@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, subprocess_env
 from trainers import cli, common, run_lock
 
 TINY_FLAGS = ("--dataset=caltech", "--prior=vamp", "--num_components=10", "--hidden_units=16",
@@ -25,26 +25,19 @@ RESULT_FIGURES = ("test_log_likelihood", "test_elbo", "test_reconstruction", "te
                   "best_validation_loss")
 
 
-def _env():
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    for name in ("TF_CONFIG", "TFVAMP_TRACEBACK"):
-        env.pop(name, None)
-    return env
-
-
 def _default_sigint():
     # A background job inherits SIGINT ignored (then the trainers leave it so): a terminal's Ctrl-C.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(program, *args, preexec_fn=_default_sigint):
-    return subprocess.Popen([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=_env(),
+    return subprocess.Popen([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec_fn)
 
 
 def run(program, *args, preexec_fn=_default_sigint, timeout=300):
-    return subprocess.run([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=_env(),
+    return subprocess.run([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=subprocess_env(),
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
 
 
@@ -106,7 +99,7 @@ def test_a_sigkilled_holder_leaves_no_lock_behind(tmp_path):
         "import sys, time\nfrom trainers import run_lock\n"
         "with run_lock.hold(sys.argv[1], 'trainers.train', create=True):\n"
         "    print('locked', flush=True)\n    time.sleep(600)\n"), str(tmp_path / "run")],
-        cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, text=True)
+        cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
         with pytest.raises(run_lock.RunLockedError, match=f"PID {holder.pid} on "):
@@ -144,7 +137,7 @@ def test_an_output_dir_without_write_permission_is_one_line(tmp_path):
                 "os.makedirs = refused\n"
                 f"sys.argv = {args!r}\n"
                 "runpy.run_module('trainers.train', run_name='__main__')\n")
-        completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(),
+        completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=subprocess_env(),
                                    capture_output=True, text=True, timeout=60)
     else:
         completed = run(*args)
@@ -207,7 +200,7 @@ def test_the_traceback_is_shown_on_request(tmp_path):
     path = tmp_path / "file"
     path.write_text("")
     completed = subprocess.run([sys.executable, "-m", "trainers.train", f"--output_dir={path}"],
-                               cwd=REPO_ROOT, env={**_env(), "TFVAMP_TRACEBACK": "1"},
+                               cwd=REPO_ROOT, env={**subprocess_env(), "TFVAMP_TRACEBACK": "1"},
                                capture_output=True, text=True, timeout=60)
     assert completed.returncode == 1
     assert "Traceback" in completed.stderr and "FileExistsError" in completed.stderr

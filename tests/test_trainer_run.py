@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT, SHARED_DATA, subprocess_env
 from tfvamp import datasets, figures, models
 from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
 from tfvamp.checkpoints import restore_best_weights, saved_best_epoch
@@ -28,13 +28,6 @@ TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16,
 
 def config_for(output_dir, **overrides):
     return {**train.flag_values(), **TINY, "output_dir": str(output_dir), **overrides}
-
-
-def _env():
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONUNBUFFERED="1")
-    env.pop("TF_CONFIG", None)
-    return env
 
 
 def _event_steps(folder):
@@ -75,7 +68,7 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
 
     results_bytes = (tmp_path / "results.json").read_bytes()
     completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}"],
-                               cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+                               cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     printed, error = re.search(r"test log-likelihood \(IS\)\s+(-?[\d.]+) ± ([\d.]+) \(MC\) nats \(S=10\)",
                                completed.stdout).groups()
@@ -234,7 +227,7 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     command = [sys.executable, "-m", "trainers.train", "--dataset=caltech", "--prior=vamp",
                "--num_components=10", "--hidden_units=64", "--latent_dim=4", "--eval_samples=10",
                "--warmup_epochs=2", "--epochs=4", "--strategy=default", f"--output_dir={tmp_path}"]
-    process = subprocess.Popen([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(),
+    process = subprocess.Popen([*command, "--verbose=2"], cwd=REPO_ROOT, env=subprocess_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         # The line of epoch 1 comes after its checkpoint: epoch 2 is under way.
@@ -250,7 +243,7 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     # The killed run's record of the lock stays; its lock does not: the rerun starts at once.
     assert json.loads((tmp_path / "run.lock").read_text())["pid"] == process.pid
 
-    rerun = subprocess.run([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(), capture_output=True,
+    rerun = subprocess.run([*command, "--verbose=2"], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
                            text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"Resuming {tmp_path} after epoch {completed_epoch}" in rerun.stdout
