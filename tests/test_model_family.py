@@ -29,8 +29,8 @@ def small_model(name, dataset, prior, **kwargs):
     """The model with narrow networks, so that a few steps run fast on a CPU."""
     init_mean, init_std = dataset.pseudo_inputs_init
     return build_model(name, input_shape=dataset.input_shape, likelihood=dataset.likelihood,
-                       prior=prior, latent_dim=16, hidden_units=64, conv_filters=8,
-                       num_components=20, pseudo_inputs_init_mean=init_mean,
+                       prior=prior, latent_dim=16, hidden_units=64,
+                       **({} if name == "hvae" else {"conv_filters": 8}), num_components=20, pseudo_inputs_init_mean=init_mean,
                        pseudo_inputs_init_std=init_std, seed=0, **kwargs)
 
 

@@ -249,9 +249,8 @@ def q_z1_joint(feature_dim, latent_dim, z2_units, hidden_units=300, name="q_z1")
     return keras.Model([features, z2], [mean, log_variance], name=name)
 
 
-def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300, conv_filters=None):
-    """HVAE (L = 2): every network of GatedDense layers of width 300 (no convolutions,
-    so ``conv_filters`` is unused)."""
+def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300):
+    """HVAE (L = 2): every network of GatedDense layers of width 300."""
     features = keras.Sequential(
         [keras.Input(image_shape), keras.layers.Flatten(),
          GatedDense(hidden_units, name="gated_dense_x")], name="q_z1_features")
