@@ -6,7 +6,7 @@ tensors in and out, are the contract a client (``tfvamp.serving``) codes
 against; they are listed in ``SIGNATURES`` and in the serving guide:
 
 * ``serving_default``: ``images`` -> ``log_likelihood`` (importance sampling
-  with ``DEFAULT_NUM_SAMPLES`` samples, paper Sec. 5) and ``elbo`` (one
+  with ``DEFAULT_NUM_SAMPLES`` samples, paper Sec. 4) and ``elbo`` (one
   posterior sample, as in ``results.json``), nats per image;
 * ``log_prob``: the same with the number of samples as an input ``num_samples``;
 * ``encode``: ``images`` -> ``mean``, ``log_variance`` of q(z|x) of the top latent;

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian
 from tfvamp.layers import hardtanh
+from tfvamp.names import PRIORS
 from tfvamp.posteriors import (check_encoder, encoder_posterior, posterior_mixture,
                                posterior_moments, sample_components)
 
@@ -164,8 +165,8 @@ class VampPrior(_MixturePrior):
         those rows). With ``"hardtanh"`` and binary rows every value starts
         on a bound of the clip, where training hardly moves it: a pixel pushed
         outward gets no gradient again, so such pseudo-inputs stay close to
-        the training images they started from (on Caltech 101 Silhouettes
-        this cost 9.2 nats of test log-likelihood, RESULTS.md).
+        the training images they started from (what this costs on Caltech
+        101 Silhouettes: RESULTS.md).
       init_indices: the K rows of ``init_data`` to start from.
       pseudo_input_map: ``"hardtanh"``, ``"none"``, ``"softplus"`` or a callable.
       learnable_weights: trainable mixture weights instead of the paper's 1/K.
@@ -307,9 +308,6 @@ def _initial_rows(data, num_rows, flat_dim, indices, seed):
         raise ValueError(f"init_indices must lie in [0, {len(data)}), got "
                          f"{indices.min()}..{indices.max()}")
     return data[indices]
-
-
-PRIORS = ("standard", "mog", "vamp")
 
 
 def make_prior(name, latent_dim, num_components=500, encoder=None, input_shape=None,

@@ -36,7 +36,7 @@ flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
 flags.DEFINE_integer("seed", None, "Seed of the importance samples (default: the run's).")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy over which the test "
                   "images are split, as trainers.train's.")
-flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
+flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_ENV, 0)),
                      "Split the CPU into this many logical devices (0: don't), e.g. for "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)

@@ -77,7 +77,7 @@ flags.DEFINE_enum("kernel_initializer", "glorot_uniform", cli.KERNEL_INITIALIZER
                   "Initializer of the Dense kernels: Keras' glorot_uniform, or he_normal as the "
                   "authors' code (the paper's configs set he_normal).")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy (the training guide: docs/guides/training.md).")
-flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
+flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_ENV, 0)),
                      "Split the CPU into this many logical devices (0: don't), e.g. to try "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)

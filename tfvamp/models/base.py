@@ -18,6 +18,7 @@ from tfvamp.layers import kernel_initializer_scope
 from tfvamp.likelihoods import get_likelihood
 from tfvamp.models import inputs
 from tfvamp.models.inputs import images as _images
+from tfvamp.names import PRECISIONS
 from tfvamp.priors import Prior, VampPrior, make_prior
 
 
@@ -327,7 +328,7 @@ class LatentVariableModel(keras.Model):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def log_likelihood(self, x, num_samples=5000, chunk_size=None, prior=None):
-        """Importance-sampled ``log p(x)`` per image (paper, Sec. 5).
+        """Importance-sampled ``log p(x)`` per image (paper, Sec. 4).
 
         Pass ``prior`` (from ``prior_distribution()``) to reuse encoded
         pseudo-inputs across batches. ``chunk_size`` samples are drawn at a
@@ -357,9 +358,6 @@ class LatentVariableModel(keras.Model):
         self.check_input_values(x)
         mean, _ = self.encode(x)
         return self.decode(mean)
-
-
-PRECISIONS = ("float32", "bfloat16")
 
 
 def resolve_precision(precision=None):
