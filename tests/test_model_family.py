@@ -94,7 +94,7 @@ def test_pixel_sampler_draws_from_the_teacher_forced_conditionals(datasets, data
         weight.assign(rng.normal(scale=0.3, size=weight.shape).astype("float32"))
     z1, z2 = tf.random.normal([4, 16], seed=1), tf.random.normal([4, 16], seed=2)
     conditioning = model.p_x([z1, z2])
-    images, params = model.pixelcnn.sample_with_params(conditioning, model.likelihood, [3, 4])
+    images, params = model.pixelcnn._sample_compiled(conditioning, model.likelihood, [3, 4])
     assert images.shape == (4,) + dataset.input_shape
     teacher_forced = model.pixelcnn(images, conditioning).numpy()
     assert np.abs(teacher_forced).max() > 0.5

@@ -156,11 +156,8 @@ class PixelCNN(keras.layers.Layer):
         images, _ = self._sample_compiled(conditioning, likelihood, seed)
         return images
 
-    def sample_with_params(self, conditioning, likelihood, seed):
-        """``sample``, and the parameters ``[B, H, W, C, P]`` each pixel was drawn from."""
-        return self._sample_compiled(conditioning, likelihood, seed)
-
     def _sample_compiled(self, conditioning, likelihood, seed):
+        """The images, and the parameters ``[B, H, W, C, P]`` each pixel was drawn from."""
         return self._compiled_sample(tf.cast(conditioning, tf.float32), likelihood,
                                      tf.convert_to_tensor(seed, tf.int32))
 
