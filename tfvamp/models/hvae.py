@@ -130,22 +130,12 @@ class HVAE(LatentVariableModel):
 
 class ConvolutionalHVAE(HVAE):
     """The HVAE with gated-convolutional encoders of ``conv_filters`` channels
-    (64 in the paper): the base of the convHVAE and the PixelHVAE.
+    (64 in the paper): the base of the convHVAE and the PixelHVAE. The other
+    arguments are ``HVAE``'s.
 
     Args:
       input_shape: shape of one image ``(H, W, C)``.
       conv_filters: width of the convolutional parts.
-      likelihood: ``"bernoulli"``, ``"discretized_logistic"``, ... (``LatentVariableModel``).
-      prior: ``"standard"``, ``"mog"`` or ``"vamp"`` (on ``z2``), or a prior layer.
-      latent_dim: size of z1 and of z2 (40 in the paper).
-      hidden_units: width of the gated layers (300 in the paper).
-      num_components: K, for the MoG prior and the VampPrior.
-      pseudo_inputs_init_mean: mean of the pseudo-inputs' ``N(mean, std)`` initialisation.
-      pseudo_inputs_init_std: its standard deviation.
-      pseudo_inputs_init_data: optional training images to initialise them from.
-      seed: seed of the model's sampling.
-      precision: ``"float32"`` or ``"bfloat16"``.
-      kernel_initializer: initializer of the Dense kernels.
       **kwargs: Keras' ``Model`` arguments (``name``, ...).
     """
 
