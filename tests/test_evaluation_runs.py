@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO_ROOT, run_cluster, subprocess_env
 from trainers import train
+from trainers.run_config import RunConfig
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
             eval_samples=2, warmup_epochs=2, verbose="0", strategy="default", sample_every=0)
@@ -36,7 +37,8 @@ def _written(output_dir):
 def run_and_reference(tmp_path_factory):
     """A 1-epoch run and its uninterrupted evaluation on one device."""
     output_dir = tmp_path_factory.mktemp("run")
-    train.train_and_evaluate({**train.flag_values(), **TINY, "output_dir": str(output_dir), "epochs": 1})
+    train.train_and_evaluate(RunConfig.from_flags(
+        {**train.flag_values(), **TINY, "output_dir": str(output_dir), "epochs": 1}))
     completed = subprocess.run(_evaluate_command(output_dir, "--strategy=default"), cwd=REPO_ROOT,
                                env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -102,11 +104,12 @@ def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_r
                                                                                    capsys):
     from tfvamp import evaluation
     from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights, saved_best_epoch
-    from trainers import common, training
+    from trainers import run_evaluation, training
+    from trainers.run_files import checkpoint_dir
 
-    config = {**train.flag_values(), **TINY, "output_dir": str(tmp_path), "epochs": 1,
-              "eval_samples": 5, "eval_batch_size": 500}
-    write = common.write_npz_atomic
+    config = RunConfig.from_flags({**train.flag_values(), **TINY, "output_dir": str(tmp_path), "epochs": 1,
+                                   "eval_samples": 5, "eval_batch_size": 500})
+    write = run_evaluation.write_npz_atomic
     saved = []
 
     def write_then_die_after_two_steps(path, **arrays):
@@ -115,7 +118,7 @@ def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_r
         if len(saved) == 2:
             raise _Killed
 
-    monkeypatch.setattr(common, "write_npz_atomic", write_then_die_after_two_steps)
+    monkeypatch.setattr(run_evaluation, "write_npz_atomic", write_then_die_after_two_steps)
     with pytest.raises(_Killed):
         train.train_and_evaluate(config)
     monkeypatch.undo()
@@ -129,11 +132,11 @@ def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_r
     assert "Test log-likelihood by importance sampling (S=5): 1000/2307 images" in printed
     assert not os.path.exists(partial)
     # What one uninterrupted evaluation of the best weights gives, image by image.
-    dataset = common.load_run_dataset(config)
-    model = common.build_model_for(dataset, config)
-    best_epoch = saved_best_epoch(common.checkpoint_dir(str(tmp_path)))
-    restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(str(tmp_path)), best_epoch))
-    expected = evaluation.evaluate(model, dataset.test, 5, 500, seed=config["seed"])
+    dataset = config.load_dataset()
+    model = config.build_model(dataset)
+    best_epoch = saved_best_epoch(checkpoint_dir(str(tmp_path)))
+    restore_best_weights(model.variables, best_checkpoint_path(checkpoint_dir(str(tmp_path)), best_epoch))
+    expected = evaluation.evaluate(model, dataset.test, 5, 500, seed=config.seed)
     per_image = np.load(tmp_path / "test_evaluation.npz")
     for name in evaluation.PER_IMAGE:
         np.testing.assert_allclose(per_image[name], expected[name], rtol=1e-5, err_msg=name)

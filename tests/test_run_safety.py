@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, subprocess_env
-from trainers import cli, common, run_lock
+from trainers import cli, run_lock
+from trainers.atomic_files import write_file_atomic, write_json_atomic
 
 TINY_FLAGS = ("--dataset=caltech", "--prior=vamp", "--num_components=10", "--hidden_units=16",
               "--latent_dim=4", "--eval_samples=10", "--warmup_epochs=2", "--epochs=3",
@@ -176,12 +177,12 @@ def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint
     other = tmp_path / "other"
     shutil.copytree(output_dir, other, ignore=shutil.ignore_patterns("export", "figures", "tensorboard"))
     config = json.loads((other / "config.json").read_text())
-    common.write_json_atomic(str(other / "config.json"), {**config, "hidden_units": 32})
+    write_json_atomic(str(other / "config.json"), {**config, "hidden_units": 32})
     completed = run("trainers.evaluate", f"--output_dir={other}")
     assert_one_line_error(completed, f"the checkpoints in {other} do not fit the model its config.json")
 
     # Truncated checkpoint files (the best weights evaluate reads).
-    common.write_json_atomic(str(other / "config.json"), config)
+    write_json_atomic(str(other / "config.json"), config)
     for data_file in (other / "checkpoints" / "best").glob("*.data-*"):
         data_file.write_bytes(data_file.read_bytes()[:1000])
     completed = run("trainers.evaluate", f"--output_dir={other}")
@@ -189,7 +190,7 @@ def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint
 
 
 def test_an_export_directory_that_is_not_a_saved_model_is_one_line(tmp_path):
-    common.write_json_atomic(str(tmp_path / "results.json"), {"flags": {"model": "vae"}})
+    write_json_atomic(str(tmp_path / "results.json"), {"flags": {"model": "vae"}})
     (tmp_path / "export" / "vae" / "1").mkdir(parents=True)
     completed = run("trainers.export", f"--output_dir={tmp_path}")
     assert_one_line_error(completed, "is not an export of tfvamp.export")
@@ -297,7 +298,7 @@ def test_ctrl_c_stops_with_a_resume_line_and_the_resumed_run_ends_as_an_uninterr
 
 def test_a_failed_json_or_array_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
-    common.write_json_atomic(str(path), {"test_log_likelihood": -100.0})
+    write_json_atomic(str(path), {"test_log_likelihood": -100.0})
     previous = path.read_bytes()
 
     def full_disk(value, f, **kwargs):
@@ -306,20 +307,20 @@ def test_a_failed_json_or_array_write_keeps_the_previous_file(tmp_path, monkeypa
 
     monkeypatch.setattr(json, "dump", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        common.write_json_atomic(str(path), {"test_log_likelihood": -90.0})
+        write_json_atomic(str(path), {"test_log_likelihood": -90.0})
     assert path.read_bytes() == previous
     assert os.listdir(tmp_path) == ["results.json"]  # no temporary left behind
     monkeypatch.undo()
 
     array = tmp_path / "test_log_likelihoods.npy"
-    common.write_file_atomic(str(array), lambda f: np.save(f, np.arange(3.0)))
+    write_file_atomic(str(array), lambda f: np.save(f, np.arange(3.0)))
 
     def half_written(f):
         f.write(b"\x93NUMPY")
         raise OSError(errno.ENOSPC, "No space left on device", str(array))
 
     with pytest.raises(OSError):
-        common.write_file_atomic(str(array), half_written)
+        write_file_atomic(str(array), half_written)
     np.testing.assert_array_equal(np.load(array), np.arange(3.0))
 
 

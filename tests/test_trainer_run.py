@@ -20,14 +20,16 @@ from tfvamp import datasets, figures, models
 from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
 from tfvamp.checkpoints import restore_best_weights, saved_best_epoch
 from tfvamp.errors import NonFiniteLossError
-from trainers import cli, common, train
+from trainers import cli, train
+from trainers.errors import FlagError, RunMismatchError
+from trainers.run_config import RunConfig
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
             eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2)
 
 
 def config_for(output_dir, **overrides):
-    return {**train.flag_values(), **TINY, "output_dir": str(output_dir), **overrides}
+    return RunConfig.from_flags({**train.flag_values(), **TINY, "output_dir": str(output_dir), **overrides})
 
 
 def _event_steps(folder):
@@ -99,16 +101,16 @@ def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_pa
     assert "; bernoulli likelihood; " in first_line and "XLA on, bfloat16;" in first_line
     assert second_line.startswith("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16")
     assert math.isfinite(results["test_log_likelihood"])
-    config = common.read_config(str(tmp_path))
-    assert config["precision"] == "bfloat16"
+    config = RunConfig.read(str(tmp_path))
+    assert config.precision == "bfloat16"
     dataset = datasets.load_dataset("caltech")
-    assert common.build_model_for(dataset, config).precision == "bfloat16"  # as trainers.evaluate
+    assert config.build_model(dataset).precision == "bfloat16"  # as trainers.evaluate
 
 
 def test_a_run_with_tfds_data_dir_reads_its_dataset_through_the_builder(tmp_path):
     """--tfds_data_dir prepares the builder there once; the run gets load_dataset's arrays."""
     config = config_for(tmp_path / "run", tfds_data_dir=str(tmp_path / "tfds"))
-    through_tfds = common.load_run_dataset(config)
+    through_tfds = config.load_dataset()
     assert (tmp_path / "tfds" / "caltech101_silhouettes" / "1.0.0").is_dir()
     from_files = datasets.load_dataset("caltech")
     for split in ("train", "validation", "test"):
@@ -117,10 +119,10 @@ def test_a_run_with_tfds_data_dir_reads_its_dataset_through_the_builder(tmp_path
 
 def test_clamp_bernoulli_builds_the_authors_likelihood_and_is_refused_on_grey_data(tmp_path):
     config = config_for(tmp_path / "run", clamp_bernoulli=True)
-    model = common.build_model_for(datasets.load_dataset("caltech"), config)
+    model = config.build_model(datasets.load_dataset("caltech"))
     assert model.likelihood.name == "clamped_bernoulli"
     grey = config_for(tmp_path / "grey", dataset="freyfaces", data_dir=SHARED_DATA, clamp_bernoulli=True)
-    with pytest.raises(common.FlagError, match="--clamp_bernoulli applies to binary data; freyfaces"):
+    with pytest.raises(FlagError, match="--clamp_bernoulli applies to binary data; freyfaces"):
         train.train_and_evaluate(grey)
     assert not (tmp_path / "grey").exists()  # refused before anything was written
 
@@ -165,7 +167,7 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 def test_resuming_with_other_model_flags_is_refused_and_loses_nothing(finished_run):
     tmp_path, _ = finished_run
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
-    with pytest.raises(common.RunMismatchError, match="--hidden_units=32 \\(saved run: 16\\)"):
+    with pytest.raises(RunMismatchError, match="--hidden_units=32 \\(saved run: 16\\)"):
         train.train_and_evaluate(config_for(tmp_path, epochs=3, hidden_units=32))
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
