@@ -17,8 +17,9 @@ directory: ``trainers.run_lock``.
 devices or, with ``TF_CONFIG``, over the workers of a cluster, as for
 ``trainers.train``; the values do not depend on it. Finished steps go to
 ``OUTPUT_DIR/evaluations/in-progress-S<samples>-seed<seed>.npz``: the same
-command, re-run after a crash, continues from there
-(``trainers.run_evaluation``).
+command, re-run after a crash, continues from there. This module is the
+command line; the evaluation itself, which ``trainers.train`` runs too, is
+``trainers.run_evaluation``.
 """
 import datetime
 import os

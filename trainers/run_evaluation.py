@@ -1,6 +1,7 @@
-"""The test evaluation of a run, as ``trainers.train`` (after training) and
-``trainers.evaluate`` run it: sharded over the run's ``tf.distribute``
-strategy, resumable after a crash, and reported with its Monte Carlo error.
+"""The test evaluation of a run that both command lines run,
+``trainers.train`` (after training) and ``trainers.evaluate`` (on its own):
+sharded over the run's ``tf.distribute`` strategy, resumable after a crash,
+and reported with its Monte Carlo error.
 
 Every finished step goes to a partial file (``.npz``, written atomically)
 with the settings that produced it: S, the seed, the chunk size, the

@@ -25,7 +25,10 @@ finished run (``results.json`` written) is left untouched:
 ``--replace_results`` trains on (up to ``--epochs``) and replaces the results,
 keeping the old ``results.json`` beside them.
 
-Flags are parsed and checked before TensorFlow is imported.
+Flags are parsed and checked before TensorFlow is imported. This module is the
+command line (flags, the directory's lock, the printed results); the run
+itself, which tests and benchmarks call with a ``RunConfig``, is
+``trainers.training``.
 """
 import os
 import sys

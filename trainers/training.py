@@ -1,6 +1,7 @@
-"""The run behind ``trainers.train``: training with the paper's schedule,
-test evaluation, figures, export and ``results.json``, with progress lines
-a log file can hold."""
+"""The training run behind the ``trainers.train`` command line, for a
+``RunConfig``: training with the paper's schedule, test evaluation (the part
+``trainers.run_evaluation`` shares with ``trainers.evaluate``), figures,
+export and ``results.json``, with progress lines a log file can hold."""
 import datetime
 import os
 import shutil
