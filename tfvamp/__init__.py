@@ -9,12 +9,18 @@ model = tfvamp.VAE((28, 28, 1), prior="vamp")  # the paper's VAE and VampPrior
 model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # your networks
                    prior=tfvamp.VampPrior(enc, (13,), pseudo_input_map="none"))
 ```
+
+``tfvamp.serving``, the TensorFlow Serving client, is imported on first use
+(it brings gRPC): ``import tfvamp`` alone does not import it.
 """
+import importlib
+
 from tfvamp import datasets  # registers the TFDS builders
 from tfvamp import export  # the SavedModel for TF Serving (it depends on the models, not they on it)
-from tfvamp.callbacks import (KLWarmUp, NonFiniteInputError, NonFiniteLossError, PaperEarlyStopping,
-                              StopOnNonFiniteLoss, warmup_beta)
+from tfvamp.callbacks import KLWarmUp, PaperEarlyStopping, StopOnNonFiniteLoss, warmup_beta
+from tfvamp.errors import NonFiniteInputError, NonFiniteLossError
 from tfvamp.evaluation import evaluate
+from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian
 from tfvamp.layers import DiagonalGaussianHead, GatedConv2D, GatedDense, MaskedConv2D
 from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikelihood,
                                 ClampedBernoulliLikelihood, DecoderDistribution,
@@ -25,9 +31,8 @@ from tfvamp.objectives import (ElboTerms, ISEstimate, LogTerms, importance_sampl
                                importance_sampled_log_likelihood, importance_sampling_statistics,
                                log_importance_weights, negative_elbo)
 from tfvamp.optimizers import AdamNormGrad
-from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, Prior,
-                           StandardNormalPrior, VampPrior, diagonal_gaussian, make_prior,
-                           posterior_mixture)
+from tfvamp.posteriors import posterior_mixture
+from tfvamp.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior, VampPrior, make_prior
 
 __version__ = "0.1.0"
 
@@ -78,3 +83,10 @@ __all__ = [
     "posterior_mixture",
     "warmup_beta",
 ]
+
+
+def __getattr__(name):
+    """``tfvamp.serving`` imported when first asked for (it brings gRPC)."""
+    if name == "serving":
+        return importlib.import_module("tfvamp.serving")
+    raise AttributeError(f"module 'tfvamp' has no attribute {name!r}")
