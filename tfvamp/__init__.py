@@ -16,6 +16,7 @@ model = tfvamp.VAE((13,), encoder=enc, decoder=dec, likelihood="gaussian",  # yo
 import importlib
 
 from tfvamp import datasets  # registers the TFDS builders
+from tfvamp import monitoring  # the prior's component statistics while training
 from tfvamp import export  # the SavedModel for TF Serving (it depends on the models, not they on it)
 from tfvamp.callbacks import KLWarmUp, PaperEarlyStopping, StopOnNonFiniteLoss, warmup_beta
 from tfvamp.errors import NonFiniteInputError, NonFiniteLossError
@@ -27,6 +28,7 @@ from tfvamp.likelihoods import (BernoulliLikelihood, BernoulliProbabilitiesLikel
                                 DiscretizedLogisticLikelihood, GaussianLikelihood, Likelihood,
                                 get_likelihood)
 from tfvamp.models import HVAE, VAE, ConvHVAE, LatentVariableModel, PixelHVAE, build_model
+from tfvamp.monitoring import PriorMonitor
 from tfvamp.objectives import (ElboTerms, ISEstimate, LogTerms, importance_sampled_estimate,
                                importance_sampled_log_likelihood, importance_sampling_statistics,
                                log_importance_weights, negative_elbo)
@@ -63,6 +65,7 @@ __all__ = [
     "PaperEarlyStopping",
     "PixelHVAE",
     "Prior",
+    "PriorMonitor",
     "StandardNormalPrior",
     "StopOnNonFiniteLoss",
     "VAE",
@@ -79,6 +82,7 @@ __all__ = [
     "importance_sampling_statistics",
     "log_importance_weights",
     "make_prior",
+    "monitoring",
     "negative_elbo",
     "posterior_mixture",
     "warmup_beta",

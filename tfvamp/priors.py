@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvamp import monitoring
 from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian
 from tfvamp.layers import hardtanh
 from tfvamp.names import PRIORS
@@ -87,6 +88,20 @@ class _MixturePrior(Prior):
         shape), e.g. ``prior.sample_components(tf.fill([16], 3))``: 16 latents
         of what pseudo-input 3 encodes to."""
         return sample_components(self.distribution(), components, seed=seed)
+
+    def responsibilities(self, z):
+        """q(k | z) = w_k p_k(z) / sum_j w_j p_j(z) for latents ``z [N, latent_dim]``:
+        ``[N, K]`` (``tfvamp.monitoring.responsibilities``)."""
+        return monitoring.responsibilities(self.distribution(), z)
+
+    def usage(self, z):
+        """Each component's average responsibility over latents ``z [N, latent_dim]`` (for
+        a sample of images, their posterior means): ``[K]``, summing to 1."""
+        return tf.reduce_mean(self.responsibilities(z), axis=0)
+
+    def effective_components(self, z):
+        """exp of the entropy of ``usage(z)``: between 1 (one component takes all) and K."""
+        return monitoring.effective_components(self.usage(z).numpy())
 
     def get_config(self):
         config = super().get_config()
