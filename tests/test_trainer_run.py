@@ -25,7 +25,8 @@ from trainers.errors import FlagError, RunMismatchError
 from trainers.run_config import RunConfig
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
-            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2)
+            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2,
+            monitor_every=1)
 
 
 def config_for(output_dir, **overrides):
@@ -49,14 +50,29 @@ def finished_run(tmp_path_factory):
     return output_dir, train.train_and_evaluate(config_for(output_dir, epochs=2))
 
 
+def test_run_logs_the_prior_monitor_and_writes_its_statistics_and_drift_figure(finished_run):
+    tmp_path, results = finished_run
+    prior_steps = _event_steps(tmp_path / "tensorboard" / "prior")
+    for tag in ("pseudo_inputs_most_used_first", "component_usage", "effective_components",
+                "unused_components", "active_units"):
+        assert sorted(prior_steps[tag]) == [1, 2], tag
+    assert prior_steps["pseudo_input_drift"] == [2]
+    assert [round(h["effective_components"], 6) for h in results["history"]] == [
+        round(h["effective_components"], 6) for h in json.loads((tmp_path / "results.json").read_text())["history"]]
+    monitor = results["monitor"]
+    assert monitor["num_components"] == 10 and 1 <= monitor["effective_components"] <= 10
+    assert 0 <= monitor["unused_components"] <= 10 and monitor["images"] == 1000
+    assert (tmp_path / "figures" / "pseudo_input_drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reproduces_it(finished_run):
     tmp_path, results = finished_run
     assert results["epochs_trained"] == 2 and [h["epoch"] for h in results["history"]] == [1, 2]
     assert math.isfinite(results["test_log_likelihood"])
     assert json.loads((tmp_path / "results.json").read_text())["best_epoch"] == results["best_epoch"]
     figures = sorted(os.listdir(tmp_path / "figures"))
-    assert figures == ["log_likelihood_histogram.png", "pseudo_inputs.png", "reconstructions.png",
-                       "samples.png"]
+    assert figures == ["log_likelihood_histogram.png", "pseudo_input_drift.png", "pseudo_inputs.png",
+                       "reconstructions.png", "samples.png"]
     for name in figures:
         assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Every scalar and the samples (every sample_every=2 epochs) at 1-based epochs, as the history.

@@ -25,11 +25,19 @@ def evaluation_rows(results):
     if "test_effective_sample_size" in results:  # a small one makes the MC error unreliable too
         rows.append(("effective sample size", f"{results['test_effective_sample_size']:.1f} of "
                                               f"{results['eval_samples']} (mean per image)"))
-    return rows + [
+    rows += [
         ("test ELBO", f"{results['test_elbo']:.2f}"),
         ("test reconstruction", f"{results['test_reconstruction']:.2f}"),
         ("test KL", f"{results['test_kl']:.2f}"),
     ]
+    monitor = results.get("monitor")  # trainers.train's runs since the prior monitor
+    if monitor is not None:
+        rows.append(("active units", f"{monitor['active_units']} (top latent, on {monitor['images']} "
+                                     "training images)"))
+        if "num_components" in monitor:
+            rows.append(("prior components", f"effective {monitor['effective_components']:.1f} of "
+                                             f"{monitor['num_components']}, {monitor['unused_components']} unused"))
+    return rows
 
 
 def format_log_likelihood(results):

@@ -20,7 +20,7 @@ VALUE_FLAGS = ("precision", "kernel_initializer", "clamp_bernoulli", "pseudo_inp
 # Flags added after runs were saved, with what those runs used (``read`` fills them in).
 DEFAULTS_OF_EARLIER_RUNS = {"precision": "float32", "kernel_initializer": "glorot_uniform",
                             "clamp_bernoulli": False, "pseudo_inputs_init": "random",
-                            "optimizer": "adam_normgrad"}
+                            "optimizer": "adam_normgrad", "monitor_every": 10}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,7 @@ class RunConfig:
     strategy: str
     logical_cpu_devices: int
     sample_every: int
+    monitor_every: int
     verbose: str
 
     @classmethod

@@ -89,6 +89,11 @@ flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_
                      lower_bound=0)
 flags.DEFINE_integer("sample_every", 10, "Write generated samples to TensorBoard every this many epochs "
                      "(0: never).", lower_bound=0)
+flags.DEFINE_integer("monitor_every", 10, "Every this many epochs, write the prior's component "
+                     "statistics and the posterior's active units to TensorBoard (tensorboard/prior: "
+                     "the pseudo-inputs most used first, their usage, effective and unused K, drift), "
+                     "and warn once if the posterior collapses after the warm-up (0: never).",
+                     lower_bound=0)
 flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
                   "Progress of each epoch: 1 a progress bar, 2 one line per epoch, 0 none; auto: a bar "
                   "on a terminal, one line per epoch otherwise (a log file).")

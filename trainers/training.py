@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvamp import distribute, export, figures
+from tfvamp.monitoring import PriorMonitor
 from tfvamp.callbacks import (
     EpochLog, EpochTimer, KLWarmUp, PaperEarlyStopping, StopOnNonFiniteLoss, TensorBoardLog,
     TrainingCheckpoint)
@@ -28,6 +29,9 @@ from trainers.progress import ProgressLine
 from trainers.reports import weights_fingerprint
 from trainers.run_config import RunConfig
 from trainers.run_files import checkpoint_dir, finished_run_message
+
+# Training images on which the monitor computes its statistics (tfvamp.monitoring.PriorMonitor).
+MONITOR_IMAGES = 1000
 
 OPTIMIZERS = {"adam_normgrad": AdamNormGrad, "adam": keras.optimizers.Adam}
 
@@ -116,6 +120,10 @@ class Trainer:
                                                  warmup_epochs=config.warmup_epochs)
         self.checkpoint = TrainingCheckpoint(checkpoint_dir(write_dir), self.model,
                                              self.early_stopping, self.guard)
+        self.monitor = PriorMonitor(dataset.fixed_sample("train", MONITOR_IMAGES, config.seed),
+                                    every=config.monitor_every,
+                                    log_dir=os.path.join(write_dir, "tensorboard"),
+                                    warmup_epochs=config.warmup_epochs)
         try:
             self.initial_epoch = self.checkpoint.restore(checkpoint_dir(config.output_dir))
         except Exception as error:  # noqa: BLE001 (those of a bad checkpoint get a message)
@@ -149,7 +157,7 @@ class Trainer:
                     shuffle=False,  # the pipeline shuffles
                     callbacks=[
                         KLWarmUp(config.warmup_epochs), self.guard, self.early_stopping, EpochTimer(),
-                        tensorboard, self.checkpoint,
+                        tensorboard, self.monitor, self.checkpoint,
                         *([EpochLog(self.early_stopping)] if epoch_lines else []),
                         *callbacks,
                         StopAtSafePoint(self.checkpoint, self.dataset.steps_per_epoch(config.batch_size)),
@@ -158,6 +166,7 @@ class Trainer:
                 )
             except cli.Interrupted:
                 tensorboard.on_train_end()  # the epochs logged so far reach their files
+                self.monitor.on_train_end()
                 raise
 
 
@@ -239,6 +248,7 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     if not chief:
         return results
     results.update(test)
+    results.update(prior_statistics(trainer, output_dir))
     _say("Exporting the best weights for TensorFlow Serving ...")
     start = time.perf_counter()
     export_path = os.path.abspath(export.export_model(model, os.path.join(output_dir, "export"), config.model))
@@ -252,6 +262,25 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     write_json_atomic(results_path, results)  # replaces the old one only once complete
     if os.path.exists(partial_evaluation_path(output_dir)):  # results.json holds it all now
         os.remove(partial_evaluation_path(output_dir))
+    return results
+
+
+def prior_statistics(trainer, output_dir):
+    """The best weights' prior statistics for ``results.json`` (``tfvamp.monitoring``, on the
+    monitor's fixed sample of training images): the active units and, for a mixture prior,
+    the effective and unused numbers of components; with the pseudo-inputs' snapshots of this
+    session, the figure of their drift."""
+    monitor = trainer.monitor
+    monitor.set_model(trainer.model)
+    statistics = monitor.statistics()
+    usage = statistics.pop("usage", None)
+    results = {"monitor": {**statistics, "images": len(monitor.images)}}
+    if usage is not None:
+        results["monitor"]["num_components"] = len(usage)
+    if monitor.snapshots:
+        path = os.path.join(output_dir, "figures", "pseudo_input_drift.png")
+        figures.plot_pseudo_input_drift(monitor.snapshots, path)
+        results["monitor"]["drift_figure"] = os.path.abspath(path)
     return results
 
 
