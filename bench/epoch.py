@@ -62,6 +62,7 @@ def main(argv):
 
     from tfvamp import datasets, distribute
     from trainers import train, training
+    from trainers.run_config import RunConfig
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from measure import matmul_rate, step_flops
@@ -135,15 +136,15 @@ def main(argv):
     rows, all_rates, all_parts = [], [], []
     for model_name in FLAGS.bench_models:
         for prior in FLAGS.bench_priors:
-            config = {**defaults, "model": model_name, "prior": prior, "verbose": "2",
-                      "sample_every": 10,
-                      "output_dir": tempfile.mkdtemp(prefix="tfvamp_bench_")}
-            strategy = distribute.make_strategy(config["strategy"])  # auto, as the trainer
+            config = RunConfig.from_flags({**defaults, "model": model_name, "prior": prior,
+                                           "verbose": "2", "sample_every": 10,
+                                           "output_dir": tempfile.mkdtemp(prefix="tfvamp_bench_")})
+            strategy = distribute.make_strategy(config.strategy)  # auto, as the trainer
             trainer_times, bare_times, validation_times, rates = [], [], [], []
             trainer = None
             for round_ in range(FLAGS.rounds):
-                config["epochs"] = (round_ + 1) * FLAGS.bench_epochs
-                trainer = training.Trainer(config, dataset, strategy, config["output_dir"])
+                config = config.replace(epochs=(round_ + 1) * FLAGS.bench_epochs)
+                trainer = training.Trainer(config, dataset, strategy, config.output_dir)
                 stamps = EpochEnds()
                 if FLAGS.parts and round_ == 0:
                     parts = EpochParts()

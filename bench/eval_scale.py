@@ -59,7 +59,7 @@ def main(argv):
     import tensorflow as tf
 
     from tfvamp import datasets, evaluation, models
-    from trainers import common
+    from trainers.atomic_files import write_npz_atomic
 
     dataset = datasets.load_dataset("caltech")
     devices = [f"/cpu:{i}" for i in range(FLAGS.devices)]
@@ -86,7 +86,7 @@ def main(argv):
 
     def write_partial(per_image):
         start = time.perf_counter()
-        common.write_npz_atomic(partial, settings=settings, **per_image)
+        write_npz_atomic(partial, settings=settings, **per_image)
         write_seconds.append(time.perf_counter() - start)
 
     configs = [(name, strategy, None) for name, strategy in strategies.items()]
@@ -120,7 +120,7 @@ def main(argv):
     full = {name: np.zeros(10000, np.float32) for name in evaluation.PER_IMAGE}
     start = time.perf_counter()
     for _ in range(10):
-        common.write_npz_atomic(partial, settings=settings, **full)
+        write_npz_atomic(partial, settings=settings, **full)
     print(f"  one write of a 10,000-image partial file: {(time.perf_counter() - start) * 1e2:.2f} ms")
     os.remove(partial)
     os.rmdir(directory)

@@ -12,7 +12,7 @@ Three ways of computing ``log sum_k w_k N(z | loc_k, diag(exp(log_variance_k)))`
   that ``DiagonalGaussianMixture.log_prob`` used before the fix (kept here only);
 * ``broadcast``: a plain ``tfd.MixtureSameFamily`` of ``diagonal_gaussian``
   components, an ``[N, K, d]`` broadcast;
-* ``now``: ``tfvamp.priors.DiagonalGaussianMixture(loc, log_variance).log_prob``.
+* ``now``: ``tfvamp.gaussians.DiagonalGaussianMixture(loc, log_variance).log_prob``.
 
 Accuracy: the largest error against a float64 reference (the ``[N, K, d]``
 differences, logsumexp) of the log-density and of its gradients with respect
@@ -50,19 +50,18 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 from absl import app, flags  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.mixture_cases import (K, LATENT, mixture_parameters, points,  # noqa: E402
+                                 reference_log_prob, reference_log_prob_tf)
 from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder  # noqa: E402
-from tfvamp.priors import DiagonalGaussianMixture, diagonal_gaussian  # noqa: E402
+from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian  # noqa: E402
 
 tfd = tfp.distributions
 
 flags.DEFINE_integer("rounds", 20, "Timing rounds; every form runs --calls calls per round.")
 flags.DEFINE_integer("calls", 5, "Calls per form and round.")
 FLAGS = flags.FLAGS
-
-LATENT, K = 40, 500
 
 
 def before_log_prob(z, loc, log_variance):
@@ -90,25 +89,6 @@ def now_log_prob(z, loc, log_variance):
 FORMS = {"before": before_log_prob, "broadcast": broadcast_log_prob, "now": now_log_prob}
 
 
-def reference_log_prob(z, loc, log_variance):
-    """float64, from the differences ``z - loc_k`` (no expansion), in numpy."""
-    rows = []
-    for start in range(0, len(z), 100):
-        diff = z[start:start + 100, None, :] - loc
-        log_normal = -0.5 * np.sum(np.log(2 * np.pi) + log_variance + diff ** 2 * np.exp(-log_variance),
-                                   axis=-1)
-        rows.append(logsumexp(log_normal, axis=-1) - np.log(K))
-    return np.concatenate(rows)
-
-
-def reference_log_prob_tf(z, loc, log_variance):
-    """The same reference in TensorFlow (run in float64), for its gradients."""
-    diff = z[:, None, :] - loc
-    log_normal = -0.5 * tf.reduce_sum(
-        np.log(2 * np.pi) + log_variance + tf.square(diff) * tf.exp(-log_variance), axis=-1)
-    return tf.reduce_logsumexp(log_normal, axis=-1) - np.log(K)
-
-
 def gradients(log_prob, arrays, dtype):
     tensors = [tf.constant(a, dtype) for a in arrays]
     with tf.GradientTape() as tape:
@@ -117,18 +97,11 @@ def gradients(log_prob, arrays, dtype):
     return [g.numpy().astype(np.float64) for g in tape.gradient(total, tensors)]
 
 
-def far_case(scale, log_variances, num=500, seed=0):
+def far_case(scale, log_variances, num=500):
     """``(z, loc, log_variance)`` float32: means of scale ``scale``,
-    log-variances uniform in [-6, 2] or all -6, ``z`` drawn from the components."""
-    rng = np.random.default_rng(seed)
-    loc = rng.normal(scale=scale, size=(K, LATENT)).astype("float32")
-    if log_variances == "all -6":
-        log_variance = np.full((K, LATENT), -6.0, "float32")
-    else:
-        log_variance = rng.uniform(-6.0, 2.0, size=(K, LATENT)).astype("float32")
-    chosen = rng.integers(0, K, size=num)
-    z = loc[chosen] + np.exp(0.5 * log_variance[chosen]) * rng.normal(size=(num, LATENT))
-    return z.astype("float32"), loc, log_variance
+    log-variances ``"uniform"`` in [-6, 2] or ``"all-6"``, ``z`` drawn from the components."""
+    loc, log_variance = mixture_parameters(scale, log_variances)
+    return points("components", loc, log_variance, num=num), loc, log_variance
 
 
 def accuracy_table():
@@ -136,7 +109,7 @@ def accuracy_table():
         f"{name}: log p error (nats) | {name}: gradient error" for name in FORMS) + " |")
     print("|---|---|" + "---|---|" * len(FORMS))
     for scale in (1.0, 5.0, 10.0, 100.0):
-        for log_variances in ("in [-6, 2]", "all -6"):
+        for log_variances in ("uniform", "all-6"):
             arrays = far_case(scale, log_variances)
             expected = reference_log_prob(*(a.astype(np.float64) for a in arrays))
             gradient_arrays = (arrays[0][:64],) + arrays[1:]
@@ -148,7 +121,8 @@ def accuracy_table():
                 gradient_error = max(np.abs(a - e).max() / np.abs(e).max()
                                      for a, e in zip(actual_gradients, expected_gradients))
                 cells += [f"{error:.2g}", f"{gradient_error:.1g}"]
-            print(f"| {scale:g} | {log_variances} | " + " | ".join(cells) + " |")
+            label = "in [-6, 2]" if log_variances == "uniform" else "all -6"
+            print(f"| {scale:g} | {label} | " + " | ".join(cells) + " |")
     print("\n(gradient error: the largest of max|g - g64| / max|g64| over the gradients with "
           "respect to z, loc and log_variance, for the first 64 points)")
 

@@ -203,16 +203,16 @@ def compare_noise(model, x, rounds=5):
     """Median step times with the posterior's noise from TFP's ``tfd.Normal``
     (TensorFlow's ``auto_select``: XLA's default generator in this step) and
     from ``PhiloxNormal``, the two compiled steps taking turns."""
-    from tfvamp import priors
+    from tfvamp import gaussians
 
     steps = {"philox": tf.function(model.train_step, jit_compile=True)}
-    ours = priors.PhiloxNormal._sample_n
-    priors.PhiloxNormal._sample_n = priors.tfd.Normal._sample_n
+    ours = gaussians.PhiloxNormal._sample_n
+    gaussians.PhiloxNormal._sample_n = gaussians.tfd.Normal._sample_n
     try:
         steps["tfp default"] = tf.function(model.train_step, jit_compile=True)
         steps["tfp default"](x)["loss"].numpy()  # traced with TFP's sampler
     finally:
-        priors.PhiloxNormal._sample_n = ours
+        gaussians.PhiloxNormal._sample_n = ours
     times = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():

@@ -1,4 +1,7 @@
+import json
 import os
+import socket
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,3 +22,44 @@ def seeded_random_state():
     seed) are the same whichever tests ran before: an outcome cannot move with the
     test order or from one CI run to the next."""
     keras.utils.set_random_seed(0)
+
+
+def subprocess_env(**extra):
+    """The environment of a child process that runs this checkout (``PYTHONPATH``),
+    without a ``TF_CONFIG`` or ``TFVAMP_TRACEBACK`` of ours, with ``extra`` on top."""
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    for name in ("TF_CONFIG", "TFVAMP_TRACEBACK"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def free_ports(count):
+    """``count`` loopback ports free at the time of the call."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_cluster(command, num_workers=2, timeout=900):
+    """Runs ``command`` (an argument list) as each worker of a loopback
+    ``MultiWorkerMirroredStrategy`` cluster, ``TF_CONFIG`` set for each;
+    returns every worker's ``(return code, output)``, the chief (worker 0) first."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
+    processes = []
+    for index in range(num_workers):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            command, cwd=REPO_ROOT, env=subprocess_env(TF_CONFIG=tf_config),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=timeout)[0])
+        finally:
+            process.kill()
+    return [(process.returncode, output) for process, output in zip(processes, outputs)]

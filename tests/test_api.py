@@ -1,13 +1,17 @@
 """The library as a user meets it: ``import tfvamp``, a VampPrior on any
 encoder and data, the VAE with the user's own networks, saving and export."""
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import tfvamp
+from conftest import REPO_ROOT, subprocess_env
 
 LATENT = 3
 FEATURES = 6
@@ -38,6 +42,17 @@ def test_the_public_api_is_importable():
         assert getattr(tfvamp, name) is not None
     assert tfvamp.__version__
     assert tfvamp.VampPrior is tfvamp.priors.VampPrior
+
+
+def test_import_tfvamp_leaves_the_serving_client_and_grpc_unimported():
+    """``tfvamp.serving`` (gRPC, TensorFlow Serving's protos) is imported on first use."""
+    code = ("import sys, tfvamp\n"
+            "print([m for m in ('grpc', 'tensorflow_serving', 'tfvamp.serving') if m in sys.modules])\n"
+            "print(tfvamp.serving.ServingClient.__name__)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=subprocess_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["[]", "ServingClient"]
 
 
 @pytest.mark.parametrize("outputs, message", [
@@ -204,8 +219,8 @@ def test_your_own_networks_on_images_with_a_distribution_function():
     decoder = keras.Model(z, keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64)(z)))
 
     def bernoulli(logits):
-        return tfvamp.priors.tfd.Independent(
-            tfvamp.priors.tfd.Bernoulli(logits=logits, dtype=tf.float32), 3)
+        return tfp.distributions.Independent(
+            tfp.distributions.Bernoulli(logits=logits, dtype=tf.float32), 3)
 
     model = tfvamp.VAE((8, 8, 1), encoder=encoder, decoder=decoder, likelihood=bernoulli,
                        prior="vamp", num_components=10, seed=0)
@@ -302,7 +317,8 @@ def test_lower_layers_never_import_higher_ones():
     lower = [os.path.join(package, "models", name) for name in os.listdir(os.path.join(package, "models"))
              if name.endswith(".py")]
     lower += [os.path.join(package, f"{name}.py") for name in
-              ("priors", "likelihoods", "objectives", "layers", "callbacks", "evaluation")]
+              ("names", "gaussians", "posteriors", "priors", "likelihoods", "objectives", "layers",
+               "callbacks", "checkpoints", "errors", "evaluation")]
     offending = []
     for path in lower:
         with open(path, encoding="utf-8") as f:

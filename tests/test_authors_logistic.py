@@ -64,14 +64,17 @@ def test_a_model_trains_and_samples_with_the_authors_logistic():
 def test_the_trainers_authors_logistic_flag_builds_it_on_grey_data_only(tmp_path):
     from conftest import SHARED_DATA
     from tfvamp import datasets
-    from trainers import common, train
+    from trainers import train
+    from trainers.errors import FlagError
+    from trainers.run_config import RunConfig
 
-    config = {**train.flag_values(), "dataset": "freyfaces", "data_dir": SHARED_DATA,
-              "latent_dim": 2, "hidden_units": 8, "num_components": 3, "authors_logistic": True}
+    config = RunConfig.from_flags({**train.flag_values(), "dataset": "freyfaces", "data_dir": SHARED_DATA,
+                                   "latent_dim": 2, "hidden_units": 8, "num_components": 3,
+                                   "authors_logistic": True})
     frey = datasets.load_dataset("freyfaces", SHARED_DATA)
-    assert common.build_model_for(frey, config).likelihood.name == "authors_discretized_logistic"
-    assert "the authors' discretised logistic" in common.describe_run(config)
-    ours = common.build_model_for(frey, {**config, "authors_logistic": False})
+    assert config.build_model(frey).likelihood.name == "authors_discretized_logistic"
+    assert "the authors' discretised logistic" in config.describe()
+    ours = config.replace(authors_logistic=False).build_model(frey)
     assert ours.likelihood.name == "discretized_logistic"
-    with pytest.raises(common.FlagError, match="--authors_logistic applies to grey data; caltech"):
-        common.likelihood_for(datasets.load_dataset("caltech", SHARED_DATA), {**config, "dataset": "caltech"})
+    with pytest.raises(FlagError, match="--authors_logistic applies to grey data; caltech"):
+        config.replace(dataset="caltech").likelihood(datasets.load_dataset("caltech", SHARED_DATA))

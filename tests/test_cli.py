@@ -11,7 +11,9 @@ import time
 import pytest
 
 from conftest import REPO_ROOT
-from trainers import cli, common
+from trainers import cli, train
+from trainers.atomic_files import write_json_atomic
+from trainers.run_config import RunConfig
 
 NATIVE_NOISE = ("cuInit", "cudart_stub", "absl::InitializeLog", "oneDNN", "cpu_feature_guard")
 
@@ -82,17 +84,18 @@ def test_rerunning_a_finished_run_changes_nothing_and_says_how_to_reevaluate(cli
 
 
 def test_a_run_is_described_by_what_the_ablations_change(tmp_path):
-    config = {"model": "hvae", "prior": "vamp", "dataset": "caltech", "num_components": 50,
-              "pseudo_inputs_init": "data", "kernel_initializer": "he_normal", "optimizer": "adam",
-              "clamp_bernoulli": True, "seed": 2}
-    assert common.describe_run(config) == (
+    config = RunConfig.from_flags({
+        **train.flag_values(), "model": "hvae", "prior": "vamp", "dataset": "caltech",
+        "num_components": 50, "pseudo_inputs_init": "data", "kernel_initializer": "he_normal",
+        "optimizer": "adam", "clamp_bernoulli": True, "seed": 2})
+    assert config.describe() == (
         "hvae + vamp prior (K=50, pseudo-inputs from data) on caltech; "
         "he_normal kernels, adam, clamped Bernoulli, seed 2")
     # a run from before the ablation flags reads as their defaults; K only where a prior has one.
     (tmp_path / "config.json").write_text(json.dumps(
         {"model": "vae", "prior": "standard", "dataset": "freyfaces", "num_components": 500, "seed": 0}))
-    old = common.read_config(str(tmp_path))
-    assert common.describe_run(old, separator="\n") == (
+    old = RunConfig.read(str(tmp_path))
+    assert old.describe(separator="\n") == (
         "vae + standard prior on freyfaces\nglorot_uniform kernels, adam_normgrad, seed 0")
 
 
@@ -138,8 +141,8 @@ def test_config_names_and_flagfiles_resolve_from_any_directory(tmp_path, monkeyp
     run.mkdir()
     flags = {"dataset": "caltech", "model": "vae", "prior": "vamp", "num_components": 500,
              "latent_dim": 40, "hidden_units": 300}
-    common.write_json_atomic(str(run / "config.json"), flags)
-    common.write_json_atomic(str(run / "results.json"), {
+    write_json_atomic(str(run / "config.json"), flags)
+    write_json_atomic(str(run / "results.json"), {
         "test_log_likelihood": -1.0, "eval_samples": 5000, "epochs_trained": 1, "best_epoch": 1})
     for how in ("--config=caltech_vae_vamp", "--flagfile=configs/caltech_vae_vamp.cfg"):
         result = run_trainer(how, "--output_dir=run", cwd=tmp_path)

@@ -165,12 +165,12 @@ if __name__ == "__main__":
 def test_progress_line_estimates_the_time_left_of_a_resumed_evaluation(monkeypatch):
     import io
 
-    from trainers import common
+    from trainers.progress import ProgressLine
 
     clock = iter([0.0, 100.0, 100.0, 110.0])  # construction, then the calls below
-    monkeypatch.setattr(common.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
     stream = io.StringIO()
-    progress = common.ProgressLine("Test", "images", stream=stream)
+    progress = ProgressLine("Test", "images", stream=stream)
     progress(800, 1000)  # resumed after 800 images, 100 s after the line was made (loading)
     progress(900, 1000)  # 100 images in 10 s: 100 left, about 10 s
     lines = stream.getvalue().splitlines()

@@ -13,20 +13,13 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
-from test_trainer_distribute import _free_ports
+from conftest import REPO_ROOT, run_cluster, subprocess_env
 from trainers import train
+from trainers.run_config import RunConfig
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
             eval_samples=2, warmup_epochs=2, verbose="0", strategy="default", sample_every=0)
 SAMPLES = 300  # about 20 steps of 100 images: long enough to be killed in the middle
-
-
-def _env(**extra):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
 
 
 def _evaluate_command(output_dir, *flags):
@@ -44,9 +37,10 @@ def _written(output_dir):
 def run_and_reference(tmp_path_factory):
     """A 1-epoch run and its uninterrupted evaluation on one device."""
     output_dir = tmp_path_factory.mktemp("run")
-    train.train_and_evaluate({**train.flag_values(), **TINY, "output_dir": str(output_dir), "epochs": 1})
+    train.train_and_evaluate(RunConfig.from_flags(
+        {**train.flag_values(), **TINY, "output_dir": str(output_dir), "epochs": 1}))
     completed = subprocess.run(_evaluate_command(output_dir, "--strategy=default"), cwd=REPO_ROOT,
-                               env=_env(), capture_output=True, text=True, timeout=600)
+                               env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     (reference,) = _written(output_dir)
     return output_dir, reference
@@ -56,7 +50,7 @@ def run_and_reference(tmp_path_factory):
 def test_sigkilled_evaluation_resumed_writes_what_an_uninterrupted_one_writes(run_and_reference):
     output_dir, (reference_json, reference_arrays) = run_and_reference
     partial = output_dir / "evaluations" / f"in-progress-S{SAMPLES}-seed0.npz"
-    process = subprocess.Popen(_evaluate_command(output_dir), cwd=REPO_ROOT, env=_env(),
+    process = subprocess.Popen(_evaluate_command(output_dir), cwd=REPO_ROOT, env=subprocess_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
@@ -71,7 +65,7 @@ def test_sigkilled_evaluation_resumed_writes_what_an_uninterrupted_one_writes(ru
     done = len(np.load(partial)["log_likelihood"])
     assert 0 < done < len(reference_arrays["log_likelihood"])
 
-    completed = subprocess.run(_evaluate_command(output_dir), cwd=REPO_ROOT, env=_env(),
+    completed = subprocess.run(_evaluate_command(output_dir), cwd=REPO_ROOT, env=subprocess_env(),
                                capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"Resuming the test evaluation after {done} of 2307 images" in completed.stdout
@@ -87,22 +81,11 @@ def test_sigkilled_evaluation_resumed_writes_what_an_uninterrupted_one_writes(ru
 @pytest.mark.slow
 def test_two_worker_cluster_gives_the_per_image_values_of_one_device(run_and_reference):
     output_dir, (reference_json, reference_arrays) = run_and_reference
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(
-            _evaluate_command(output_dir, "--strategy=multi_worker", "--eval_batch_size=50"),
-            cwd=REPO_ROOT, env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    for process in processes:
-        try:
-            outputs.append(process.communicate(timeout=600)[0])
-        finally:
-            process.kill()
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
+    workers = run_cluster(
+        _evaluate_command(output_dir, "--strategy=multi_worker", "--eval_batch_size=50"), timeout=600)
+    outputs = [output for _, output in workers]
+    for returncode, output in workers:
+        assert returncode == 0, output[-3000:]
         assert "with 2 replica(s)" in output
     assert "Worker done" in outputs[1] and "written to" in outputs[0]
     cluster_json, cluster_arrays = _written(output_dir)[-1]
@@ -120,12 +103,13 @@ class _Killed(Exception):
 def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_run(tmp_path, monkeypatch,
                                                                                    capsys):
     from tfvamp import evaluation
-    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
-    from trainers import common, training
+    from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from trainers import run_evaluation, training
+    from trainers.run_files import checkpoint_dir
 
-    config = {**train.flag_values(), **TINY, "output_dir": str(tmp_path), "epochs": 1,
-              "eval_samples": 5, "eval_batch_size": 500}
-    write = common.write_npz_atomic
+    config = RunConfig.from_flags({**train.flag_values(), **TINY, "output_dir": str(tmp_path), "epochs": 1,
+                                   "eval_samples": 5, "eval_batch_size": 500})
+    write = run_evaluation.write_npz_atomic
     saved = []
 
     def write_then_die_after_two_steps(path, **arrays):
@@ -134,7 +118,7 @@ def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_r
         if len(saved) == 2:
             raise _Killed
 
-    monkeypatch.setattr(common, "write_npz_atomic", write_then_die_after_two_steps)
+    monkeypatch.setattr(run_evaluation, "write_npz_atomic", write_then_die_after_two_steps)
     with pytest.raises(_Killed):
         train.train_and_evaluate(config)
     monkeypatch.undo()
@@ -148,11 +132,11 @@ def test_trainer_evaluation_phase_resumes_after_a_crash_with_the_values_of_one_r
     assert "Test log-likelihood by importance sampling (S=5): 1000/2307 images" in printed
     assert not os.path.exists(partial)
     # What one uninterrupted evaluation of the best weights gives, image by image.
-    dataset = common.load_run_dataset(config)
-    model = common.build_model_for(dataset, config)
-    best_epoch = saved_best_epoch(common.checkpoint_dir(str(tmp_path)))
-    restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(str(tmp_path)), best_epoch))
-    expected = evaluation.evaluate(model, dataset.test, 5, 500, seed=config["seed"])
+    dataset = config.load_dataset()
+    model = config.build_model(dataset)
+    best_epoch = saved_best_epoch(checkpoint_dir(str(tmp_path)))
+    restore_best_weights(model.variables, best_checkpoint_path(checkpoint_dir(str(tmp_path)), best_epoch))
+    expected = evaluation.evaluate(model, dataset.test, 5, 500, seed=config.seed)
     per_image = np.load(tmp_path / "test_evaluation.npz")
     for name in evaluation.PER_IMAGE:
         np.testing.assert_allclose(per_image[name], expected[name], rtol=1e-5, err_msg=name)

@@ -123,7 +123,7 @@ def test_fresh_process_serves_the_same_model(model_name, prior, export_of, calte
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads((tmp_path / "out.json").read_text())
     assert not out["tfvamp_imported"]
-    assert out["signatures"] == sorted(serving.SIGNATURES)
+    assert out["signatures"] == sorted(export.SIGNATURES)
     np.testing.assert_allclose(out["mean"], model.encode(images)[0].numpy(), rtol=1e-5, atol=1e-5)
     # Two independent estimates with 500 samples: their difference is within
     # a few standard errors (plus float32 rounding of values near -500).
@@ -164,13 +164,13 @@ def test_saved_model_cli_shows_every_signature_with_shapes_and_dtypes(model_name
               "num_samples": "()", "seed": "()", "log_likelihood": "(-1)", "elbo": "(-1)",
               "mean": f"(-1, {TINY['latent_dim']})", "log_variance": f"(-1, {TINY['latent_dim']})"}
     dtypes = {"float32": "DT_FLOAT", "int32": "DT_INT32", "int64": "DT_INT64"}
-    for name, signature in serving.SIGNATURES.items():
+    for name, signature in export.SIGNATURES.items():
         body = shown[name]
         assert "Method name is: tensorflow/serving/predict" in body
         inputs, outputs = body.split("contains the following output(s):")
         assert inputs.count("inputs['") == len(signature.inputs)
         for key in signature.inputs:
-            dtype = dtypes[serving.INPUT_DTYPES[key]]
+            dtype = dtypes[export.INPUT_DTYPES[key]]
             assert f"inputs['{key}'] tensor_info: dtype: {dtype} shape: {shapes[key]}" in inputs
         assert outputs.count("outputs['") == len(signature.outputs)
         for key in signature.outputs:

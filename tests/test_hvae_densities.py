@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvamp import models, priors
+from tfvamp import gaussians, models, priors
 
 
 def _gated_dense(layer, h):
@@ -76,14 +76,14 @@ def test_hvae_log_prior_and_log_posterior_match_numpy_float64(prior, monkeypatch
     x = (rng.random((3, 4, 4, 1)) < 0.5).astype(np.float32)
 
     drawn = []  # z2 then z1, as log_terms draws them
-    sample_n = priors.PhiloxNormal._sample_n
+    sample_n = gaussians.PhiloxNormal._sample_n
 
     def recording_sample_n(self, n, seed=None):
         value = sample_n(self, n, seed)
         drawn.append(value.numpy())
         return value
 
-    monkeypatch.setattr(priors.PhiloxNormal, "_sample_n", recording_sample_n)
+    monkeypatch.setattr(gaussians.PhiloxNormal, "_sample_n", recording_sample_n)
     terms = model.log_terms(tf.constant(x), model.prior_distribution(), num_samples=4)
     z2, z1 = (np.asarray(z, np.float64).reshape(4, 3, 3) for z in drawn)  # z1: one draw of [S, B]
 

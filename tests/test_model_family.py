@@ -12,9 +12,10 @@ import tensorflow_probability as tfp
 from conftest import SHARED_DATA
 from test_cli import run_trainer
 from tfvamp.datasets import load_dataset
+from tfvamp.gaussians import diagonal_gaussian
 from tfvamp.models import MODELS, build_model
 from tfvamp.objectives import negative_elbo
-from tfvamp.priors import VampPrior, diagonal_gaussian
+from tfvamp.priors import VampPrior
 
 TWO_LEVEL = ("hvae", "convhvae", "pixelhvae")
 
@@ -28,8 +29,8 @@ def small_model(name, dataset, prior, **kwargs):
     """The model with narrow networks, so that a few steps run fast on a CPU."""
     init_mean, init_std = dataset.pseudo_inputs_init
     return build_model(name, input_shape=dataset.input_shape, likelihood=dataset.likelihood,
-                       prior=prior, latent_dim=16, hidden_units=64, conv_filters=8,
-                       num_components=20, pseudo_inputs_init_mean=init_mean,
+                       prior=prior, latent_dim=16, hidden_units=64,
+                       **({} if name == "hvae" else {"conv_filters": 8}), num_components=20, pseudo_inputs_init_mean=init_mean,
                        pseudo_inputs_init_std=init_std, seed=0, **kwargs)
 
 
@@ -93,7 +94,7 @@ def test_pixel_sampler_draws_from_the_teacher_forced_conditionals(datasets, data
         weight.assign(rng.normal(scale=0.3, size=weight.shape).astype("float32"))
     z1, z2 = tf.random.normal([4, 16], seed=1), tf.random.normal([4, 16], seed=2)
     conditioning = model.p_x([z1, z2])
-    images, params = model.pixelcnn.sample_with_params(conditioning, model.likelihood, [3, 4])
+    images, params = model.pixelcnn._sample_compiled(conditioning, model.likelihood, [3, 4])
     assert images.shape == (4,) + dataset.input_shape
     teacher_forced = model.pixelcnn(images, conditioning).numpy()
     assert np.abs(teacher_forced).max() > 0.5

@@ -105,3 +105,13 @@ def test_a_healthy_model_is_not_warned():
         model.fit(binary_images(200), batch_size=50, epochs=3, callbacks=[monitor], verbose=0)
     assert monitor.collapsed_at_epoch is None
     assert not [w for w in caught if "collapsed" in str(w.message)]
+
+
+def test_the_vampprior_methods_are_the_monitoring_statistics():
+    model = vamp_model()
+    z = model.encode(tf.constant(binary_images(30)))[0]
+    usage = model.prior.usage(z).numpy()
+    np.testing.assert_allclose(usage, monitoring.component_usage(model, binary_images(30)), atol=1e-6)
+    assert model.prior.responsibilities(z).shape == (30, 5)
+    assert model.prior.effective_components(z) == pytest.approx(monitoring.effective_components(usage))
+    assert tfvamp.PriorMonitor is monitoring.PriorMonitor

@@ -15,7 +15,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import tfvamp
-from tfvamp.priors import posterior_mixture
+from tfvamp.posteriors import posterior_mixture
 
 tfd = tfp.distributions
 FEATURES, LATENT = 6, 3
@@ -297,7 +297,7 @@ def test_a_full_covariance_vampprior_is_the_mixture_of_the_encoders_posteriors()
     expected = logsumexp([multivariate_normal(m, t @ t.T).logpdf(z) for m, t in zip(loc, tril)],
                          axis=0) - np.log(5)
     distribution = prior.distribution()
-    assert isinstance(distribution, tfvamp.priors.FullCovarianceGaussianMixture)
+    assert isinstance(distribution, tfvamp.gaussians.FullCovarianceGaussianMixture)
     assert distribution.batch_shape == [] and distribution.event_shape == [LATENT]
     np.testing.assert_allclose(distribution.log_prob(z).numpy(), expected, rtol=1e-5, atol=1e-5)
     samples = distribution.sample(20000, seed=(3, 4)).numpy()

@@ -6,8 +6,8 @@ import tensorflow_probability as tfp
 from scipy.special import logsumexp
 
 from tfvamp.models.networks import gated_mlp_encoder
-from tfvamp.priors import (DiagonalGaussianMixture, MixtureOfGaussiansPrior, StandardNormalPrior,
-                           VampPrior, diagonal_gaussian, make_prior)
+from tfvamp.gaussians import DiagonalGaussianMixture, diagonal_gaussian
+from tfvamp.priors import MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior, make_prior
 
 tfd = tfp.distributions
 

@@ -15,8 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
-from trainers import cli, common, run_lock
+from conftest import REPO_ROOT, subprocess_env
+from trainers import cli, run_lock
+from trainers.atomic_files import write_file_atomic, write_json_atomic
 
 TINY_FLAGS = ("--dataset=caltech", "--prior=vamp", "--num_components=10", "--hidden_units=16",
               "--latent_dim=4", "--eval_samples=10", "--warmup_epochs=2", "--epochs=3",
@@ -25,26 +26,19 @@ RESULT_FIGURES = ("test_log_likelihood", "test_elbo", "test_reconstruction", "te
                   "best_validation_loss")
 
 
-def _env():
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    for name in ("TF_CONFIG", "TFVAMP_TRACEBACK"):
-        env.pop(name, None)
-    return env
-
-
 def _default_sigint():
     # A background job inherits SIGINT ignored (then the trainers leave it so): a terminal's Ctrl-C.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(program, *args, preexec_fn=_default_sigint):
-    return subprocess.Popen([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=_env(),
+    return subprocess.Popen([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec_fn)
 
 
 def run(program, *args, preexec_fn=_default_sigint, timeout=300):
-    return subprocess.run([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=_env(),
+    return subprocess.run([sys.executable, "-m", program, *args], cwd=REPO_ROOT, env=subprocess_env(),
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
 
 
@@ -106,7 +100,7 @@ def test_a_sigkilled_holder_leaves_no_lock_behind(tmp_path):
         "import sys, time\nfrom trainers import run_lock\n"
         "with run_lock.hold(sys.argv[1], 'trainers.train', create=True):\n"
         "    print('locked', flush=True)\n    time.sleep(600)\n"), str(tmp_path / "run")],
-        cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, text=True)
+        cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
         with pytest.raises(run_lock.RunLockedError, match=f"PID {holder.pid} on "):
@@ -144,7 +138,7 @@ def test_an_output_dir_without_write_permission_is_one_line(tmp_path):
                 "os.makedirs = refused\n"
                 f"sys.argv = {args!r}\n"
                 "runpy.run_module('trainers.train', run_name='__main__')\n")
-        completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(),
+        completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=subprocess_env(),
                                    capture_output=True, text=True, timeout=60)
     else:
         completed = run(*args)
@@ -183,12 +177,12 @@ def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint
     other = tmp_path / "other"
     shutil.copytree(output_dir, other, ignore=shutil.ignore_patterns("export", "figures", "tensorboard"))
     config = json.loads((other / "config.json").read_text())
-    common.write_json_atomic(str(other / "config.json"), {**config, "hidden_units": 32})
+    write_json_atomic(str(other / "config.json"), {**config, "hidden_units": 32})
     completed = run("trainers.evaluate", f"--output_dir={other}")
     assert_one_line_error(completed, f"the checkpoints in {other} do not fit the model its config.json")
 
     # Truncated checkpoint files (the best weights evaluate reads).
-    common.write_json_atomic(str(other / "config.json"), config)
+    write_json_atomic(str(other / "config.json"), config)
     for data_file in (other / "checkpoints" / "best").glob("*.data-*"):
         data_file.write_bytes(data_file.read_bytes()[:1000])
     completed = run("trainers.evaluate", f"--output_dir={other}")
@@ -196,7 +190,7 @@ def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint
 
 
 def test_an_export_directory_that_is_not_a_saved_model_is_one_line(tmp_path):
-    common.write_json_atomic(str(tmp_path / "results.json"), {"flags": {"model": "vae"}})
+    write_json_atomic(str(tmp_path / "results.json"), {"flags": {"model": "vae"}})
     (tmp_path / "export" / "vae" / "1").mkdir(parents=True)
     completed = run("trainers.export", f"--output_dir={tmp_path}")
     assert_one_line_error(completed, "is not an export of tfvamp.export")
@@ -207,7 +201,7 @@ def test_the_traceback_is_shown_on_request(tmp_path):
     path = tmp_path / "file"
     path.write_text("")
     completed = subprocess.run([sys.executable, "-m", "trainers.train", f"--output_dir={path}"],
-                               cwd=REPO_ROOT, env={**_env(), "TFVAMP_TRACEBACK": "1"},
+                               cwd=REPO_ROOT, env={**subprocess_env(), "TFVAMP_TRACEBACK": "1"},
                                capture_output=True, text=True, timeout=60)
     assert completed.returncode == 1
     assert "Traceback" in completed.stderr and "FileExistsError" in completed.stderr
@@ -304,7 +298,7 @@ def test_ctrl_c_stops_with_a_resume_line_and_the_resumed_run_ends_as_an_uninterr
 
 def test_a_failed_json_or_array_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
-    common.write_json_atomic(str(path), {"test_log_likelihood": -100.0})
+    write_json_atomic(str(path), {"test_log_likelihood": -100.0})
     previous = path.read_bytes()
 
     def full_disk(value, f, **kwargs):
@@ -313,20 +307,20 @@ def test_a_failed_json_or_array_write_keeps_the_previous_file(tmp_path, monkeypa
 
     monkeypatch.setattr(json, "dump", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        common.write_json_atomic(str(path), {"test_log_likelihood": -90.0})
+        write_json_atomic(str(path), {"test_log_likelihood": -90.0})
     assert path.read_bytes() == previous
     assert os.listdir(tmp_path) == ["results.json"]  # no temporary left behind
     monkeypatch.undo()
 
     array = tmp_path / "test_log_likelihoods.npy"
-    common.write_file_atomic(str(array), lambda f: np.save(f, np.arange(3.0)))
+    write_file_atomic(str(array), lambda f: np.save(f, np.arange(3.0)))
 
     def half_written(f):
         f.write(b"\x93NUMPY")
         raise OSError(errno.ENOSPC, "No space left on device", str(array))
 
     with pytest.raises(OSError):
-        common.write_file_atomic(str(array), half_written)
+        write_file_atomic(str(array), half_written)
     np.testing.assert_array_equal(np.load(array), np.arange(3.0))
 
 
@@ -347,7 +341,8 @@ def test_a_failed_checkpoint_or_figure_write_keeps_the_previous_one(tmp_path):
     import tensorflow as tf
 
     from tfvamp import figures, models
-    from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint, restore_best_weights
+    from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
+    from tfvamp.checkpoints import restore_best_weights
 
     def tiny_model():
         model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,

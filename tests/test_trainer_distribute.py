@@ -7,25 +7,16 @@ script, or the trainer's command line).
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_cluster, subprocess_env
 
 TINY = ["--dataset=caltech", "--prior=vamp", "--num_components=10", "--hidden_units=16",
         "--latent_dim=4", "--eval_samples=10", "--warmup_epochs=2", "--verbose=2"]
-
-
-def _env(**extra):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONUNBUFFERED="1")
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
 
 
 def one_step_on_1_and_2_replicas():
@@ -46,7 +37,7 @@ def one_step_on_1_and_2_replicas():
 
     from tfvamp.models.vae import VAE
     from tfvamp.objectives import LogTerms
-    from tfvamp.priors import diagonal_gaussian
+    from tfvamp.gaussians import diagonal_gaussian
 
     keras.utils.set_random_seed(0)  # the same initial weights in every process
     projection = tf.constant(np.random.default_rng(1).normal(size=(784, 4)), tf.float32)
@@ -85,7 +76,7 @@ def one_step_on_1_and_2_replicas():
 
 
 def test_two_replicas_compute_the_same_loss_and_gradients_as_one():
-    completed = subprocess.run([sys.executable, __file__, "replicas"], cwd=REPO_ROOT, env=_env(),
+    completed = subprocess.run([sys.executable, __file__, "replicas"], cwd=REPO_ROOT, env=subprocess_env(),
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -107,42 +98,20 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_from_the_command_line(tmp_
     completed = subprocess.run(
         [sys.executable, "-m", "trainers.train", *TINY, "--epochs=2", "--strategy=mirrored",
          "--logical_cpu_devices=2", f"--output_dir={tmp_path}"],
-        cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "MirroredStrategy with 2 replica(s), XLA off" in completed.stdout
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["epochs_trained"] == 2 and np.isfinite(results["test_log_likelihood"])
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_multi_worker_runs_on_two_processes_with_identical_weights(tmp_path):
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "trainers.train", *TINY, "--epochs=2", "--strategy=multi_worker",
-             f"--output_dir={tmp_path}"],
-            cwd=REPO_ROOT, env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    for process in processes:
-        try:
-            outputs.append(process.communicate(timeout=900)[0])
-        finally:
-            process.kill()
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
+    workers = run_cluster([sys.executable, "-m", "trainers.train", *TINY, "--epochs=2",
+                           "--strategy=multi_worker", f"--output_dir={tmp_path}"], timeout=900)
+    outputs = [output for _, output in workers]
+    for returncode, output in workers:
+        assert returncode == 0, output[-3000:]
         assert "CollectiveAllReduceStrategy with 2 replica(s)" in output  # MultiWorkerMirroredStrategy
     fingerprints = [re.search(r"fingerprint \(sha256\) (\w+)", output).group(1) for output in outputs]
     assert fingerprints[0] == fingerprints[1]

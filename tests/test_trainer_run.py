@@ -15,25 +15,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT, SHARED_DATA, subprocess_env
 from tfvamp import datasets, figures, models
-from tfvamp.callbacks import (NonFiniteLossError, PaperEarlyStopping, TrainingCheckpoint, restore_best_weights,
-                              saved_best_epoch)
-from trainers import cli, common, train
+from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
+from tfvamp.checkpoints import restore_best_weights, saved_best_epoch
+from tfvamp.errors import NonFiniteLossError
+from trainers import cli, train
+from trainers.errors import FlagError, RunMismatchError
+from trainers.run_config import RunConfig
 
 TINY = dict(dataset="caltech", prior="vamp", num_components=10, hidden_units=16, latent_dim=4,
-            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2)
+            eval_samples=10, warmup_epochs=2, verbose="0", strategy="default", sample_every=2,
+            monitor_every=1)
 
 
 def config_for(output_dir, **overrides):
-    return {**train.flag_values(), **TINY, "output_dir": str(output_dir), **overrides}
-
-
-def _env():
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONUNBUFFERED="1")
-    env.pop("TF_CONFIG", None)
-    return env
+    return RunConfig.from_flags({**train.flag_values(), **TINY, "output_dir": str(output_dir), **overrides})
 
 
 def _event_steps(folder):
@@ -53,6 +50,21 @@ def finished_run(tmp_path_factory):
     return output_dir, train.train_and_evaluate(config_for(output_dir, epochs=2))
 
 
+def test_run_logs_the_prior_monitor_and_writes_its_statistics_and_drift_figure(finished_run):
+    tmp_path, results = finished_run
+    prior_steps = _event_steps(tmp_path / "tensorboard" / "prior")
+    for tag in ("pseudo_inputs_most_used_first", "component_usage", "effective_components",
+                "unused_components", "active_units"):
+        assert sorted(prior_steps[tag]) == [1, 2], tag
+    assert prior_steps["pseudo_input_drift"] == [2]
+    assert [round(h["effective_components"], 6) for h in results["history"]] == [
+        round(h["effective_components"], 6) for h in json.loads((tmp_path / "results.json").read_text())["history"]]
+    monitor = results["monitor"]
+    assert monitor["num_components"] == 10 and 1 <= monitor["effective_components"] <= 10
+    assert 0 <= monitor["unused_components"] <= 10 and monitor["images"] == 1000
+    assert (tmp_path / "figures" / "pseudo_input_drift.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reproduces_it(finished_run):
     tmp_path, results = finished_run
     assert results["epochs_trained"] == 2 and [h["epoch"] for h in results["history"]] == [1, 2]
@@ -66,8 +78,8 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
     assert math.isfinite(results["test_log_likelihood"])
     assert json.loads((tmp_path / "results.json").read_text())["best_epoch"] == results["best_epoch"]
     figures = sorted(os.listdir(tmp_path / "figures"))
-    assert figures == ["log_likelihood_histogram.png", "pseudo_inputs.png", "reconstructions.png",
-                       "samples.png"]
+    assert figures == ["log_likelihood_histogram.png", "pseudo_input_drift.png", "pseudo_inputs.png",
+                       "reconstructions.png", "samples.png"]
     for name in figures:
         assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Every scalar and the samples (every sample_every=2 epochs) at 1-based epochs, as the history.
@@ -81,7 +93,7 @@ def test_run_writes_results_figures_tensorboard_checkpoints_and_evaluate_reprodu
 
     results_bytes = (tmp_path / "results.json").read_bytes()
     completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}"],
-                               cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+                               cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     printed, error = re.search(r"test log-likelihood \(IS\)\s+(-?[\d.]+) ± ([\d.]+) \(MC\) nats \(S=10\)",
                                completed.stdout).groups()
@@ -123,16 +135,16 @@ def test_bfloat16_run_says_and_records_its_precision_and_is_rebuilt_in_it(tmp_pa
     assert "; bernoulli likelihood; " in first_line and "XLA on, bfloat16;" in first_line
     assert second_line.startswith("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16")
     assert math.isfinite(results["test_log_likelihood"])
-    config = common.read_config(str(tmp_path))
-    assert config["precision"] == "bfloat16"
+    config = RunConfig.read(str(tmp_path))
+    assert config.precision == "bfloat16"
     dataset = datasets.load_dataset("caltech")
-    assert common.build_model_for(dataset, config).precision == "bfloat16"  # as trainers.evaluate
+    assert config.build_model(dataset).precision == "bfloat16"  # as trainers.evaluate
 
 
 def test_a_run_with_tfds_data_dir_reads_its_dataset_through_the_builder(tmp_path):
     """--tfds_data_dir prepares the builder there once; the run gets load_dataset's arrays."""
     config = config_for(tmp_path / "run", tfds_data_dir=str(tmp_path / "tfds"))
-    through_tfds = common.load_run_dataset(config)
+    through_tfds = config.load_dataset()
     assert (tmp_path / "tfds" / "caltech101_silhouettes" / "1.0.0").is_dir()
     from_files = datasets.load_dataset("caltech")
     for split in ("train", "validation", "test"):
@@ -144,7 +156,7 @@ def test_evaluate_authors_logistic_reaches_the_run_and_is_refused_on_binary_data
     on a binary (Caltech) run it says why not, in one line."""
     tmp_path, _ = finished_run
     completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}",
-                                "--authors_logistic"], cwd=REPO_ROOT, env=_env(), capture_output=True,
+                                "--authors_logistic"], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
                                text=True, timeout=300)
     assert completed.returncode != 0
     assert "--authors_logistic applies to grey data; caltech" in completed.stderr
@@ -152,10 +164,10 @@ def test_evaluate_authors_logistic_reaches_the_run_and_is_refused_on_binary_data
 
 def test_clamp_bernoulli_builds_the_authors_likelihood_and_is_refused_on_grey_data(tmp_path):
     config = config_for(tmp_path / "run", clamp_bernoulli=True)
-    model = common.build_model_for(datasets.load_dataset("caltech"), config)
+    model = config.build_model(datasets.load_dataset("caltech"))
     assert model.likelihood.name == "clamped_bernoulli"
     grey = config_for(tmp_path / "grey", dataset="freyfaces", data_dir=SHARED_DATA, clamp_bernoulli=True)
-    with pytest.raises(common.FlagError, match="--clamp_bernoulli applies to binary data; freyfaces"):
+    with pytest.raises(FlagError, match="--clamp_bernoulli applies to binary data; freyfaces"):
         train.train_and_evaluate(grey)
     assert not (tmp_path / "grey").exists()  # refused before anything was written
 
@@ -200,7 +212,7 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 def test_resuming_with_other_model_flags_is_refused_and_loses_nothing(finished_run):
     tmp_path, _ = finished_run
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
-    with pytest.raises(common.RunMismatchError, match="--hidden_units=32 \\(saved run: 16\\)"):
+    with pytest.raises(RunMismatchError, match="--hidden_units=32 \\(saved run: 16\\)"):
         train.train_and_evaluate(config_for(tmp_path, epochs=3, hidden_units=32))
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
@@ -262,7 +274,7 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     command = [sys.executable, "-m", "trainers.train", "--dataset=caltech", "--prior=vamp",
                "--num_components=10", "--hidden_units=64", "--latent_dim=4", "--eval_samples=10",
                "--warmup_epochs=2", "--epochs=4", "--strategy=default", f"--output_dir={tmp_path}"]
-    process = subprocess.Popen([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(),
+    process = subprocess.Popen([*command, "--verbose=2"], cwd=REPO_ROOT, env=subprocess_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         # The line of epoch 1 comes after its checkpoint: epoch 2 is under way.
@@ -278,7 +290,7 @@ def test_killed_run_resumes_after_the_last_completed_epoch(tmp_path):
     # The killed run's record of the lock stays; its lock does not: the rerun starts at once.
     assert json.loads((tmp_path / "run.lock").read_text())["pid"] == process.pid
 
-    rerun = subprocess.run([*command, "--verbose=2"], cwd=REPO_ROOT, env=_env(), capture_output=True,
+    rerun = subprocess.run([*command, "--verbose=2"], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
                            text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"Resuming {tmp_path} after epoch {completed_epoch}" in rerun.stdout

@@ -17,6 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvamp.checkpoints import best_checkpoint_path
+from tfvamp.errors import NonFiniteLossError
+
 
 def warmup_beta(epoch, warmup_epochs):
     """KL warm-up: beta = epoch / warmup_epochs for the 1-based ``epoch``, at most 1."""
@@ -105,14 +108,6 @@ class PaperEarlyStopping(keras.callbacks.Callback):
                 f"(patience {self.patience}{counted}); best {self.best:.3f} at epoch {self.best_epoch}.")
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
-
-
-class NonFiniteInputError(ValueError):
-    """The training data holds a NaN or an infinity."""
-
-
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first non-finite training loss (checked after
     every step) or validation value (checked after every epoch).
@@ -162,7 +157,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     ``directory/best/epoch-N`` is the state of the best validation epoch N,
     kept as hard links to its state files (a copy where links are not
     supported), so keeping the best weights writes nothing more; its model
-    variables are read with ``restore_best_weights``. The state is written by
+    variables are read with ``tfvamp.checkpoints.restore_best_weights``. The state is written by
     ``tf.train.CheckpointManager``: a checkpoint becomes visible only once
     complete, so a crash mid-write leaves the previous one intact. The best
     files appear data first, index last (each renamed into place); a crash
@@ -215,11 +210,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         """The checkpoint of the best epoch the restored/saved state knows of."""
         return best_checkpoint_path(self.directory, self.early_stopping.best_epoch)
 
-    def restore_best(self):
-        """Loads the best validation weights into the model (no-op before any epoch)."""
-        if self.early_stopping.best_epoch:
-            restore_best_weights(self.model_variables, self.best_checkpoint_path())
-
     def on_epoch_end(self, epoch, logs=None):
         if self.guard is not None and self.guard.failure is not None:
             return  # keep the last good checkpoint
@@ -252,25 +242,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         for name in os.listdir(os.path.dirname(target)):
             if not name.startswith(os.path.basename(target) + "."):
                 os.remove(os.path.join(os.path.dirname(target), name))
-
-
-def best_checkpoint_path(directory, best_epoch):
-    return os.path.join(directory, "best", f"epoch-{int(best_epoch)}")
-
-
-def restore_best_weights(model_variables, path):
-    """Loads the model variables (``list(model.variables)``) saved at ``path``
-    by ``TrainingCheckpoint`` (a best or a state checkpoint)."""
-    status = tf.train.Checkpoint(model=list(model_variables)).restore(path)
-    status.assert_existing_objects_matched().expect_partial()  # the optimizer's state is not wanted
-
-
-def saved_best_epoch(directory):
-    """The best epoch recorded by the latest state in ``directory`` (0: none)."""
-    path = tf.train.latest_checkpoint(os.path.join(directory, "state"))
-    if path is None:
-        return 0
-    return int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 class EpochLog(keras.callbacks.Callback):

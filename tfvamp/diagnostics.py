@@ -23,7 +23,8 @@ import tensorflow as tf
 from tfvamp import monitoring
 from tfvamp.models import HVAE, VAE
 from tfvamp.models.base import map_rows
-from tfvamp.priors import diagonal_gaussian, posterior_moments
+from tfvamp.gaussians import diagonal_gaussian
+from tfvamp.posteriors import posterior_moments
 
 QUANTILES = (0.01, 0.05)
 

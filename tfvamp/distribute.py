@@ -5,8 +5,8 @@
 * ``auto``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names a cluster
   of several tasks, ``MirroredStrategy`` over all GPUs when there are several,
   otherwise TensorFlow's default strategy (which places work on the GPU if
-  there is one): ``OneDeviceStrategy`` measured 0.4-1.5 s slower per Caltech
-  epoch of 41 steps on a 2-core CPU (``bench/README.md``);
+  there is one), which was faster than ``OneDeviceStrategy`` on a CPU
+  (``bench/README.md``);
 * ``default``: TensorFlow's default (no-op) strategy;
 * ``one_device``: ``OneDeviceStrategy`` on the first GPU, else the CPU;
 * ``mirrored``: ``MirroredStrategy`` over all GPUs, or over all logical CPU
@@ -18,8 +18,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
-LOGICAL_CPUS_ENV = "TFVAMP_LOGICAL_CPU_DEVICES"
+from tfvamp.names import STRATEGIES
 
 
 def configure_logical_cpus(num_devices):

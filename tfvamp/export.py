@@ -2,11 +2,11 @@
 
 ``export_model`` writes ``EXPORT_DIR/<model_name>/<version>/`` (tag ``serve``),
 the layout TensorFlow Serving watches. Its signatures, with plain named
-tensors in and out, are the contract a client codes against; they are listed
-in ``tfvamp.serving.SIGNATURES`` and in the serving guide:
+tensors in and out, are the contract a client (``tfvamp.serving``) codes
+against; they are listed in ``SIGNATURES`` and in the serving guide:
 
 * ``serving_default``: ``images`` -> ``log_likelihood`` (importance sampling
-  with ``DEFAULT_NUM_SAMPLES`` samples, paper Sec. 5) and ``elbo`` (one
+  with ``DEFAULT_NUM_SAMPLES`` samples, paper Sec. 4) and ``elbo`` (one
   posterior sample, as in ``results.json``), nats per image;
 * ``log_prob``: the same with the number of samples as an input ``num_samples``;
 * ``encode``: ``images`` -> ``mean``, ``log_variance`` of q(z|x) of the top latent;
@@ -23,12 +23,12 @@ import os
 import re
 import shutil
 import tempfile
+from typing import NamedTuple
 
 import tensorflow as tf
 
 from tfvamp.evaluation import log_likelihood_and_elbo
 from tfvamp.models import MODELS
-from tfvamp.serving import DEFAULT_NUM_SAMPLES, INPUT_DTYPES, SIGNATURES
 
 MODEL_CONFIG_FILE = "tfvamp_model.json"
 # TF Serving replays this file's PredictionLog records when it loads a version, before serving
@@ -37,6 +37,36 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 # The inputs of the warm-up requests: one all-zero image or latent, a few samples, seed 0.
 WARMUP_SCALARS = {"num_samples": 2, "seed": 0}
 MODELS_CONFIG_FILE = "models.config"
+
+# dtype of each input name; images and latents are batches, the rest scalars.
+INPUT_DTYPES = {"images": "float32", "latents": "float32", "num_samples": "int32", "seed": "int64"}
+BATCHED_INPUTS = ("images", "latents")
+# Importance samples per image of the serving_default signature.
+DEFAULT_NUM_SAMPLES = 5000
+
+
+class Signature(NamedTuple):
+    inputs: tuple  # input names, keys of INPUT_DTYPES
+    outputs: tuple  # output names, float32 tensors
+    description: str
+
+
+SIGNATURES = {
+    "serving_default": Signature(
+        ("images",), ("log_likelihood", "elbo"),
+        f"log p(x) by importance sampling with {DEFAULT_NUM_SAMPLES} samples, and the ELBO, "
+        "nats per image"),
+    "log_prob": Signature(
+        ("images", "num_samples"), ("log_likelihood", "elbo"),
+        "log p(x) by importance sampling with num_samples samples, and the ELBO"),
+    "encode": Signature(
+        ("images",), ("mean", "log_variance"), "q(z|x) of the top latent"),
+    "decode": Signature(("latents",), ("images",), "means of p(x|z) for top latents z"),
+    "reconstruct": Signature(("images",), ("images",), "images decoded from the posterior mean"),
+    "sample": Signature(
+        ("num_samples", "seed"), ("images",),
+        "images generated from the prior; the same seed gives the same images"),
+}
 
 
 class ServingSignatures:

@@ -115,6 +115,27 @@ def pseudo_input_usage(model, images, batch_size=500):
     return monitoring.component_usage(model, images, batch_size)
 
 
+def plot_pseudo_input_drift(snapshots, path, columns=10, max_rows=5):
+    """The pseudo-inputs' drift while training: one row per logged epoch (at most
+    ``max_rows``, spread over the snapshots, the first and last kept), each the ``columns``
+    most used pseudo-inputs of that epoch, most used first, with their usage. ``snapshots``
+    are ``tfvamp.monitoring.PriorMonitor.snapshots`` (``epoch``, ``pseudo_inputs``, ``usage``)."""
+    chosen = sorted({round(i) for i in np.linspace(0, len(snapshots) - 1, min(max_rows, len(snapshots)))})
+    rows = [snapshots[i] for i in chosen]
+    figure, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.8, len(rows) * 1.1 + 0.4), squeeze=False)
+    for axis, snapshot in zip(axes[:, 0], rows):
+        images = np.asarray(snapshot["pseudo_inputs"])[:columns]
+        grid = image_grid(images, columns=len(images))
+        axis.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1)
+        axis.set_title(f"epoch {snapshot['epoch']}: the {len(images)} most used "
+                       f"({float(np.sum(snapshot['usage'][:columns])):.1%} of the mass)", fontsize=8)
+        axis.axis("off")
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _save(figure, path)
+    return path
+
+
 def plot_pseudo_inputs(pseudo_inputs, usage, path, max_images=100, usage_of="the data",
                        title=""):
     """The ``max_images`` most used pseudo-inputs ``u_k`` (``usage`` from

@@ -127,7 +127,7 @@ class DiagonalGaussianHead(keras.layers.Layer):
 class GatedConv2D(keras.layers.Layer):
     """Gated convolution: ``h = act(x * W + b) * sigmoid(x * V + c)`` ('same' padding).
 
-    The convHVAE's building block (paper, Sec. 5). Like ``GatedDense``, one
+    The convHVAE's building block (paper, Sec. 4). Like ``GatedDense``, one
     convolution with ``2 * filters`` output channels computes both maps.
     """
 
@@ -189,7 +189,7 @@ class MaskedConv2D(keras.layers.Layer):
     """Convolution with a causal PixelCNN mask (``"A"`` or ``"B"``), 'same' padding.
 
     The PixelHVAE's decoder stacks one mask-A layer and then mask-B layers
-    (paper, Sec. 5). ``masked_kernel()`` is the kernel the layer applies, which
+    (paper, Sec. 4). ``masked_kernel()`` is the kernel the layer applies, which
     the pixel-by-pixel sampler reuses.
     """
 

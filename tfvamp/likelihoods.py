@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvamp.priors import as_float32, diagonal_gaussian
+from tfvamp.gaussians import as_float32, diagonal_gaussian
 
 tfd = tfp.distributions
 

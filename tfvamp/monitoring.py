@@ -135,7 +135,8 @@ class PriorMonitor(keras.callbacks.Callback):
         return np.asarray(prior.pseudo_inputs())
 
     def _check_collapse(self, step, stats, logs):
-        if self.collapsed_at_epoch is not None or step < self.warmup_epochs:
+        if (self.collapsed_at_epoch is not None or step < self.warmup_epochs
+                or not np.isfinite(logs.get("loss", 0.0))):  # a diverged run is not a collapse
             return
         kl = logs.get("kl")
         if stats["active_units"] == 0 or (kl is not None and kl < COLLAPSE_KL):

@@ -6,7 +6,7 @@ latent levels together), three ``[S, B]`` tensors (``LogTerms``):
 
 * the ELBO with KL warm-up (paper, Eq. 2-3):
   ``E_q[log p(x|z)] - beta * E_q[log q(z|x) - log p(z)]``;
-* the importance-sampled log-likelihood (paper, Sec. 5):
+* the importance-sampled log-likelihood (paper, Sec. 4):
   ``log p(x) ~= logsumexp_s[log p(x|z_s) + log p(z_s) - log q(z_s|x)] - log S``,
   with its Monte Carlo standard error and effective sample size
   (``importance_sampling_statistics``) and its estimated bias

@@ -1,7 +1,7 @@
 """A client for the models ``tfvamp.export`` writes, served by TensorFlow Serving.
 
-``SIGNATURES`` is the serving contract: the name, inputs and outputs of every
-signature of an export. ``ServingClient`` builds the requests TensorFlow
+``tfvamp.export.SIGNATURES`` is the serving contract: the name, inputs and
+outputs of every signature of an export. ``ServingClient`` builds the requests TensorFlow
 Serving takes for them (the REST ``:predict`` JSON body and the gRPC
 ``PredictRequest``), sends them, and parses the responses into NumPy arrays::
 
@@ -12,43 +12,12 @@ Serving takes for them (the REST ``:predict`` JSON body and the gRPC
 import json
 import urllib.error
 import urllib.request
-from typing import NamedTuple
-
 import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-# dtype of each input name; images and latents are batches, the rest scalars.
-INPUT_DTYPES = {"images": "float32", "latents": "float32", "num_samples": "int32", "seed": "int64"}
-BATCHED_INPUTS = ("images", "latents")
-# Importance samples per image of the serving_default signature.
-DEFAULT_NUM_SAMPLES = 5000
-
-
-class Signature(NamedTuple):
-    inputs: tuple  # input names, keys of INPUT_DTYPES
-    outputs: tuple  # output names, float32 tensors
-    description: str
-
-
-SIGNATURES = {
-    "serving_default": Signature(
-        ("images",), ("log_likelihood", "elbo"),
-        f"log p(x) by importance sampling with {DEFAULT_NUM_SAMPLES} samples, and the ELBO, "
-        "nats per image"),
-    "log_prob": Signature(
-        ("images", "num_samples"), ("log_likelihood", "elbo"),
-        "log p(x) by importance sampling with num_samples samples, and the ELBO"),
-    "encode": Signature(
-        ("images",), ("mean", "log_variance"), "q(z|x) of the top latent"),
-    "decode": Signature(("latents",), ("images",), "means of p(x|z) for top latents z"),
-    "reconstruct": Signature(("images",), ("images",), "images decoded from the posterior mean"),
-    "sample": Signature(
-        ("num_samples", "seed"), ("images",),
-        "images generated from the prior; the same seed gives the same images"),
-}
-
+from tfvamp.export import BATCHED_INPUTS, INPUT_DTYPES, SIGNATURES
 
 class ServingError(RuntimeError):
     """A request failed: the server answered with an error, could not be reached, or did not

@@ -18,6 +18,7 @@ TensorFlow, without importing it: so that a mistyped flag is reported at once.
 """
 import contextlib
 import errno
+import importlib.util
 import json
 import os
 import re
@@ -32,13 +33,27 @@ from absl import app, flags, logging
 
 import configs
 
-# The names the flags accept; they mirror tfvamp's registries (checked by a test).
-DATASETS = ("caltech", "dynamic_mnist", "freyfaces", "histopathology", "omniglot", "static_mnist")
-MODELS = ("convhvae", "hvae", "pixelhvae", "vae")
-PRIORS = ("standard", "mog", "vamp")
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+
+
+def _library_names():
+    """``tfvamp/names.py``, read without importing the ``tfvamp`` package (which imports
+    TensorFlow)."""
+    package = importlib.util.find_spec("tfvamp").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location("tfvamp_names", os.path.join(package, "names.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The names the flags accept: the library's registries (tfvamp/names.py), and the trainers' own.
+_NAMES = _library_names()
+DATASETS = tuple(sorted(_NAMES.DATASETS))
+MODELS = tuple(sorted(_NAMES.MODELS))
+PRIORS = _NAMES.PRIORS
+STRATEGIES = _NAMES.STRATEGIES
+PRECISIONS = _NAMES.PRECISIONS
+LOGICAL_CPUS_ENV = _NAMES.LOGICAL_CPUS_ENV
 OPTIMIZERS = ("adam_normgrad", "adam")
-PRECISIONS = ("float32", "bfloat16")
 KERNEL_INITIALIZERS = ("glorot_uniform", "he_normal")
 
 # Native lines TensorFlow prints while it loads on a machine without an NVIDIA

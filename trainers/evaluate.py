@@ -17,15 +17,22 @@ directory: ``trainers.run_lock``.
 devices or, with ``TF_CONFIG``, over the workers of a cluster, as for
 ``trainers.train``; the values do not depend on it. Finished steps go to
 ``OUTPUT_DIR/evaluations/in-progress-S<samples>-seed<seed>.npz``: the same
-command, re-run after a crash, continues from there
-(``trainers.run_evaluation``).
+command, re-run after a crash, continues from there. This module is the
+command line; the evaluation itself, which ``trainers.train`` runs too, is
+``trainers.run_evaluation``.
 """
 import datetime
 import os
 
 from absl import app, flags
 
-from trainers import cli, common, run_lock
+from trainers import cli, run_lock
+from trainers.atomic_files import write_file_atomic, write_json_atomic, write_npz_atomic
+from trainers.errors import FlagError, checkpoint_error
+from trainers.progress import ProgressLine
+from trainers.reports import evaluation_rows, results_table
+from trainers.run_config import RunConfig
+from trainers.run_files import checkpoint_dir
 
 flags.DEFINE_string("output_dir", None, "Output directory of a run of trainers.train.", required=True)
 flags.DEFINE_integer("eval_samples", None, "Importance samples per test image (default: the run's).",
@@ -38,7 +45,7 @@ flags.DEFINE_boolean("authors_logistic", None, "Grey data: evaluate under the au
                      "logistic (--noauthors_logistic: ours); default: the run's likelihood.")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy over which the test "
                   "images are split, as trainers.train's.")
-flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
+flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_ENV, 0)),
                      "Split the CPU into this many logical devices (0: don't), e.g. for "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)
@@ -61,22 +68,22 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     import tensorflow as tf
 
     from tfvamp import diagnostics, distribute
-    from tfvamp.callbacks import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights, saved_best_epoch
     from trainers import run_evaluation
 
     strategy = strategy or tf.distribute.get_strategy()
-    config = common.read_config(output_dir)
+    config = RunConfig.read(output_dir)
     if authors_logistic is not None:
-        config = {**config, "authors_logistic": bool(authors_logistic)}
-    best_epoch = saved_best_epoch(common.checkpoint_dir(output_dir))
+        config = config.replace(authors_logistic=bool(authors_logistic))
+    best_epoch = saved_best_epoch(checkpoint_dir(output_dir))
     if not best_epoch:
         raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
-    dataset = common.load_run_dataset(config, data_dir)
+    dataset = config.load_dataset(data_dir)
     with strategy.scope():
-        model = common.build_model_for(dataset, config)
-    restore_best_weights(model.variables, best_checkpoint_path(common.checkpoint_dir(output_dir), best_epoch))
-    eval_samples = eval_samples or config["eval_samples"]
-    seed = config["seed"] if seed is None else seed
+        model = config.build_model(dataset)
+    restore_best_weights(model.variables, best_checkpoint_path(checkpoint_dir(output_dir), best_epoch))
+    eval_samples = eval_samples or config.eval_samples
+    seed = config.seed if seed is None else seed
     settings = run_evaluation.evaluation_settings(model, config, best_epoch, eval_samples, seed,
                                                   len(dataset.test))
     directory = os.path.join(output_dir, "evaluations")
@@ -86,11 +93,11 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     partial = os.path.join(directory, f"in-progress-S{eval_samples}-seed{seed}.npz")
     test = run_evaluation.evaluate_resumably(
         model, dataset.test, settings, partial, strategy, chief,
-        eval_batch_size or config["eval_batch_size"], progress=progress, say=say)
+        eval_batch_size or config.eval_batch_size, progress=progress, say=say)
     return {
         **run_evaluation.test_results(test, settings),
         "best_epoch": best_epoch,
-        "config": config,
+        "config": config.to_json(),
         "per_image": run_evaluation.per_image_arrays(test),
         **({"diagnostics": diagnostics.run_diagnostics(model, dataset.test, test["log_likelihood"], seed=seed)}
            if chief else {}),
@@ -110,9 +117,9 @@ def write_evaluation(output_dir, results):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     stem = os.path.join(directory, f"{stamp}-S{results['eval_samples']}")
     per_image = results["per_image"]
-    common.write_file_atomic(f"{stem}.npy", lambda f: np.save(f, per_image["log_likelihood"]))
-    common.write_npz_atomic(f"{stem}.npz", **per_image)
-    common.write_json_atomic(f"{stem}.json", {k: v for k, v in results.items()
+    write_file_atomic(f"{stem}.npy", lambda f: np.save(f, per_image["log_likelihood"]))
+    write_npz_atomic(f"{stem}.npz", **per_image)
+    write_json_atomic(f"{stem}.json", {k: v for k, v in results.items()
                                               if k not in ("per_image", "partial_path")})
     if os.path.exists(results["partial_path"]):
         os.remove(results["partial_path"])
@@ -122,7 +129,7 @@ def write_evaluation(output_dir, results):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = common.read_config(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+    config = RunConfig.read(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
     if cli.writes_output_dir(FLAGS.strategy):  # a cluster's other workers only compute
         with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
             evaluate_and_report(config)
@@ -133,7 +140,7 @@ def main(argv):
 def evaluate_and_report(config):
     """Evaluates the run in ``--output_dir`` under ``--strategy``; the chief
     writes and prints the results."""
-    cli.choose_cpu_switches(config["model"], config["precision"], evaluation_only=True)
+    cli.choose_cpu_switches(config.model, config.precision, evaluation_only=True)
     cli.import_tensorflow()
     from tfvamp import distribute
 
@@ -142,9 +149,9 @@ def evaluate_and_report(config):
     try:
         strategy = distribute.make_strategy(FLAGS.strategy)
     except ValueError as error:  # --strategy=multi_worker without TF_CONFIG
-        raise common.FlagError(str(error)) from None
+        raise FlagError(str(error)) from None
     chief = distribute.is_chief(strategy)
-    progress = common.ProgressLine("Test log-likelihood by importance sampling", "images")
+    progress = ProgressLine("Test log-likelihood by importance sampling", "images")
     print(f"Evaluating on {type(strategy).__name__.lstrip('_')} with "
           f"{strategy.num_replicas_in_sync} replica(s); {'chief' if chief else 'worker'}", flush=True)
     try:
@@ -152,16 +159,15 @@ def evaluate_and_report(config):
                                progress=progress if chief else None, seed=FLAGS.seed, strategy=strategy,
                                authors_logistic=FLAGS.authors_logistic)
     except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
-        raise common.checkpoint_error(error, FLAGS.output_dir) or error
+        raise checkpoint_error(error, FLAGS.output_dir) or error
     if not chief:
         print("Worker done: the chief writes the results.")
         return
     path = write_evaluation(FLAGS.output_dir, results)
-    config = results["config"]
-    print(common.results_table([
-        ("run", f"{common.describe_run(config)} ({os.path.abspath(FLAGS.output_dir)})"),
+    print(results_table([
+        ("run", f"{config.describe()} ({os.path.abspath(FLAGS.output_dir)})"),
         ("weights", f"best validation, epoch {results['best_epoch']}"),
-        *common.evaluation_rows(results),
+        *evaluation_rows(results),
         ("written to", os.path.abspath(path)),
     ]), flush=True)
 

@@ -1,6 +1,7 @@
-"""The test evaluation of a run, as ``trainers.train`` (after training) and
-``trainers.evaluate`` run it: sharded over the run's ``tf.distribute``
-strategy, resumable after a crash, and reported with its Monte Carlo error.
+"""The test evaluation of a run that both command lines run,
+``trainers.train`` (after training) and ``trainers.evaluate`` (on its own):
+sharded over the run's ``tf.distribute`` strategy, resumable after a crash,
+and reported with its Monte Carlo error.
 
 Every finished step goes to a partial file (``.npz``, written atomically)
 with the settings that produced it: S, the seed, the chunk size, the
@@ -16,11 +17,8 @@ import os
 
 import numpy as np
 
-from trainers import common
-
-# The flags, beyond MODEL_FLAGS, that change a model's estimates.
-VALUE_FLAGS = ("precision", "kernel_initializer", "clamp_bernoulli", "pseudo_inputs_init",
-               "authors_logistic")
+from trainers.atomic_files import write_npz_atomic
+from trainers.reports import weights_fingerprint
 
 
 def evaluation_settings(model, config, best_epoch, num_samples, seed, num_images):
@@ -30,8 +28,8 @@ def evaluation_settings(model, config, best_epoch, num_samples, seed, num_images
         "eval_seed": int(seed),
         "eval_chunk_size": int(model.rows_per_chunk),
         "best_epoch": int(best_epoch),
-        "weights_sha256": common.weights_fingerprint(model),
-        "model": {k: config[k] for k in common.MODEL_FLAGS + VALUE_FLAGS},
+        "weights_sha256": weights_fingerprint(model),
+        "model": config.model_settings(),
         "test_images": int(num_images),
     }
 
@@ -71,7 +69,7 @@ def evaluate_resumably(model, images, settings, partial_path, strategy, chief, b
 
     def on_batch(per_image):
         if chief:
-            common.write_npz_atomic(partial_path, settings=encoded_settings, **per_image)
+            write_npz_atomic(partial_path, settings=encoded_settings, **per_image)
 
     return evaluation.evaluate(model, images, settings["eval_samples"], batch_size,
                                chunk_size=settings["eval_chunk_size"], progress=progress,

@@ -25,14 +25,20 @@ finished run (``results.json`` written) is left untouched:
 ``--replace_results`` trains on (up to ``--epochs``) and replaces the results,
 keeping the old ``results.json`` beside them.
 
-Flags are parsed and checked before TensorFlow is imported.
+Flags are parsed and checked before TensorFlow is imported. This module is the
+command line (flags, the directory's lock, the printed results); the run
+itself, which tests and benchmarks call with a ``RunConfig``, is
+``trainers.training``.
 """
 import os
 import sys
 
 from absl import app, flags
 
-from trainers import cli, common, run_lock
+from trainers import cli, run_lock
+from trainers.reports import evaluation_rows, results_table
+from trainers.run_config import RunConfig
+from trainers.run_files import finished_run_message
 
 flags.DEFINE_string("config", None, "A paper experiment by name (configs/NAME.cfg, e.g. caltech_vae_vamp); "
                     "flags after it override its values.")
@@ -79,12 +85,17 @@ flags.DEFINE_enum("kernel_initializer", "glorot_uniform", cli.KERNEL_INITIALIZER
                   "Initializer of the Dense kernels: Keras' glorot_uniform, or he_normal as the "
                   "authors' code (the paper's configs set he_normal).")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy (the training guide: docs/guides/training.md).")
-flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get("TFVAMP_LOGICAL_CPU_DEVICES", 0)),
+flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_ENV, 0)),
                      "Split the CPU into this many logical devices (0: don't), e.g. to try "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)
 flags.DEFINE_integer("sample_every", 10, "Write generated samples to TensorBoard every this many epochs "
                      "(0: never).", lower_bound=0)
+flags.DEFINE_integer("monitor_every", 10, "Every this many epochs, write the prior's component "
+                     "statistics and the posterior's active units to TensorBoard (tensorboard/prior: "
+                     "the pseudo-inputs most used first, their usage, effective and unused K, drift), "
+                     "and warn once if the posterior collapses after the warm-up (0: never).",
+                     lower_bound=0)
 flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
                   "Progress of each epoch: 1 a progress bar, 2 one line per epoch, 0 none; auto: a bar "
                   "on a terminal, one line per epoch otherwise (a log file).")
@@ -99,7 +110,7 @@ def flag_values():
 
 def train_and_evaluate(config, callbacks=()):
     """See ``trainers.training.train_and_evaluate`` (imported on first use,
-    so that this module loads without TensorFlow)."""
+    so that this module loads without TensorFlow); ``config`` is a ``RunConfig``."""
     from trainers import training
 
     return training.train_and_evaluate(config, callbacks)
@@ -108,10 +119,10 @@ def train_and_evaluate(config, callbacks=()):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = flag_values()
+    config = RunConfig.from_flags(flag_values())
     # The non-chief workers of a cluster write to scratch directories of their own.
-    if cli.writes_output_dir(config["strategy"]):
-        with run_lock.hold(config["output_dir"], "trainers.train", create=True):
+    if cli.writes_output_dir(config.strategy):
+        with run_lock.hold(config.output_dir, "trainers.train", create=True):
             train_and_report(config)
     else:
         train_and_report(config)
@@ -120,11 +131,11 @@ def main(argv):
 def train_and_report(config):
     """Trains and evaluates the run ``config`` describes and prints its
     results; a finished run is only described (unless ``replace_results``)."""
-    finished = common.finished_run_message(config)
-    if finished and not config["replace_results"]:
+    finished = finished_run_message(config)
+    if finished and not config.replace_results:
         print(finished)
         return
-    cli.choose_cpu_switches(config["model"], config["precision"])
+    cli.choose_cpu_switches(config.model, config.precision)
     cli.import_tensorflow()
     from trainers import training
 
@@ -132,9 +143,9 @@ def train_and_report(config):
     if "test_log_likelihood" not in results:
         print(f"Worker done: {results['epochs_trained']} epochs.")
         return
-    print(common.results_table([
-        ("run", common.describe_run(config)),
-        *common.evaluation_rows(results),
+    print(results_table([
+        ("run", config.describe()),
+        *evaluation_rows(results),
         ("epochs", f"{results['epochs_trained']} (best validation at epoch {results['best_epoch']})"),
         ("results", os.path.join(os.path.abspath(FLAGS.output_dir), "results.json")),
     ]), flush=True)

@@ -97,6 +97,17 @@ class ImageDataset:
                 return tf.gather(images, indices)
         return batches.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
+    def fixed_sample(self, split, size, seed):
+        """``min(size, N)`` images of ``split`` drawn at random with ``seed``, the same at every
+        call: as the model sees them (the training images of a dynamically binarised set
+        binarised once, with ``seed``)."""
+        images = self.split(split)
+        rows = np.sort(np.random.default_rng(seed).permutation(len(images))[:size])
+        sample = images[rows]
+        if split == "train" and self.dynamic_binarization:
+            sample = binarize_once(sample, seed)
+        return sample
+
     def steps_per_epoch(self, batch_size):
         """Batches of ``batch_size`` in an epoch of the training set (the last one may be smaller)."""
         return -(-len(self.train) // batch_size)

@@ -6,18 +6,19 @@ and implement ``log_terms`` (the paper's densities at S posterior samples),
 ``encode``, ``decode`` and ``generate_from_top``.
 """
 import contextlib
-import math
-import re
+import inspect
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvamp import objectives
-from tfvamp.callbacks import NonFiniteInputError, StopOnNonFiniteLoss
+from tfvamp.callbacks import StopOnNonFiniteLoss
 from tfvamp.layers import kernel_initializer_scope
 from tfvamp.likelihoods import get_likelihood
+from tfvamp.models import inputs
+from tfvamp.models.inputs import images as _images
+from tfvamp.names import PRECISIONS
 from tfvamp.priors import Prior, VampPrior, make_prior
 
 
@@ -222,14 +223,17 @@ class LatentVariableModel(keras.Model):
     def check_input_shape(self, x):
         """Raises a ``ValueError`` unless ``x`` has shape ``[batch, *input_shape]``
         (read from the static shape: nothing runs in a traced step)."""
-        if not self.check_inputs:
-            return
-        shape = tf.TensorShape(x.shape if hasattr(x, "shape") else np.shape(x))
-        expected = (None,) + self.image_shape
-        if not shape.is_compatible_with(expected):
-            got = tuple(shape.as_list()) if shape.rank is not None else shape
-            raise ValueError(f"{self.name} takes inputs of shape [batch, *input_shape] = "
-                             f"{expected}; got shape {got}")
+        if self.check_inputs:
+            inputs.check_shape(x, self.image_shape, self.name)
+
+    def check_input_values(self, x, batch_size=None):
+        """Raises a ``NonFiniteInputError`` for a NaN or infinity in ``x``, and a
+        ``ValueError`` for values outside the likelihood's ``value_range``,
+        naming the first bad row (and with ``batch_size``, as ``fit`` gives it,
+        its batch). Only values at hand are checked (an array, an eager
+        tensor): in a traced step it does nothing."""
+        if self.check_inputs:
+            inputs.check_values(x, self.likelihood, batch_size)
 
     def call(self, x, training=False):
         """The negative ELBO per image with beta = 1."""
@@ -243,112 +247,34 @@ class LatentVariableModel(keras.Model):
         terms = self.log_terms(x, self.prior_distribution(), num_samples, training=training)
         return objectives.negative_elbo(terms, beta)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Keras' ``fit``, with the training data checked (``check_inputs``):
-        its shape, and no NaN or infinity (``NonFiniteInputError`` naming the
-        first bad batch, raised before that batch is trained on), and its values
-        within the likelihood's ``value_range`` (a ``ValueError``, the same way); and, unless
+    def fit(self, *args, **kwargs):
+        """Keras' ``fit``, with the same arguments, and with the training data
+        checked (``check_inputs``): its shape, and no NaN or infinity
+        (``NonFiniteInputError`` naming the first bad batch, raised before that
+        batch is trained on), and its values within the likelihood's
+        ``value_range`` (a ``ValueError``, the same way); and, unless
         ``callbacks`` has a ``StopOnNonFiniteLoss``, training stops at the
         first non-finite loss with a ``NonFiniteLossError``."""
-        callbacks = list(callbacks or [])
-        if self.check_inputs:
-            x = self._checked_training_data(x, batch_size)
-            if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
-                callbacks.append(StopOnNonFiniteLoss(raise_error=True))
-        try:
-            return super().fit(
-                x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                validation_split=validation_split, validation_data=validation_data,
-                shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
-                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                validation_steps=validation_steps, validation_batch_size=validation_batch_size,
-                validation_freq=validation_freq)
-        except tf.errors.InvalidArgumentError as error:
-            non_finite, _ = _failed_batch(_NON_FINITE_BATCH, error)
-            if non_finite is not None:
-                raise NonFiniteInputError(
-                    f"The training data has a NaN or infinity in batch {non_finite} (counted "
-                    "from 1 over all epochs of this fit); training stopped before that batch") from None
-            out_of_range, largest = _failed_batch(_OUT_OF_RANGE_BATCH, error)
-            if out_of_range is not None:
-                raise ValueError(
-                    f"The training data has values outside {self._range_text()} in batch "
-                    f"{out_of_range} (counted from 1 over all epochs of this fit); training "
-                    f"stopped before that batch{_range_hint(largest)}") from None
-            raise
+        if not self.check_inputs:
+            return super().fit(*args, **kwargs)
+        arguments = inspect.signature(super().fit).bind(*args, **kwargs)
+        given = arguments.arguments
+        given["x"] = inputs.checked_training_data(given.get("x"), given.get("batch_size"),
+                                                  self.image_shape, self.likelihood, self.name)
+        callbacks = list(given.get("callbacks") or [])
+        if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
+            callbacks.append(StopOnNonFiniteLoss(raise_error=True))
+        given["callbacks"] = callbacks
+        with inputs.training_data_errors(self.likelihood):
+            return super().fit(*arguments.args, **arguments.kwargs)
 
-    def _checked_training_data(self, x, batch_size):
-        """``x`` checked: a ``tf.data.Dataset``'s element shape now and each
-        batch's values as it is yielded (the check runs in the input
-        pipeline); an array's shape and values now."""
-        value_range = self.likelihood.value_range
-        if isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-            images = spec[0] if isinstance(spec, (tuple, list)) else spec
-            if isinstance(spec, dict):
-                raise ValueError(
-                    f"{self.name} takes batches of images (or (images, labels) pairs); the "
-                    f"dataset yields dicts with keys {sorted(spec)}: map it to the images, "
-                    "e.g. dataset.map(lambda example: example['image'])")
-            if not isinstance(images, tf.TensorSpec):
-                return x
-            self.check_input_shape(images)
-            if not (images.dtype.is_floating or value_range is not None):
-                return x
-            return x.enumerate().map(lambda index, data: _assert_valid_batch(index, data, value_range))
-        if x is None or isinstance(x, dict) or not hasattr(x, "shape"):
-            return x  # generators, PyDatasets: the loss check still stops training
-        self.check_input_shape(x)
-        self.check_input_values(x, batch_size=batch_size or 32)
-        return x
-
-    def check_input_values(self, x, batch_size=None):
-        """Raises a ``NonFiniteInputError`` for a NaN or infinity in ``x``, and a
-        ``ValueError`` for values outside the likelihood's ``value_range``,
-        naming the first bad row (and with ``batch_size``, as ``fit`` gives it,
-        its batch). Only values at hand are checked (an array, an eager
-        tensor): in a traced step it does nothing."""
-        if not self.check_inputs or (isinstance(x, tf.Tensor) and not tf.executing_eagerly()):
-            return
-        values = np.asarray(x)
-        if not values.size:
-            return
-        rows = values.reshape(len(values), -1)
-        start = "The training data has" if batch_size else "x has"
-        end = "; nothing was trained" if batch_size else ""
-
-        def where(bad, what):
-            batch = (f"batch {bad[0] // batch_size + 1} of {math.ceil(len(values) / batch_size)} "
-                     f"at batch_size={batch_size}, before shuffling; " if batch_size else "")
-            return (f"{start} {what} in row {bad[0]} of x ({batch}{bad.size} bad "
-                    f"row{'s' if bad.size > 1 else ''} in all){end}")
-
-        if np.issubdtype(values.dtype, np.floating):
-            bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
-            if bad.size:
-                raise NonFiniteInputError(where(bad, "a NaN or infinity"))
-        if self.likelihood.value_range is not None:
-            low, high = self.likelihood.value_range
-            bad = np.flatnonzero(((rows < low) | (rows > high)).any(axis=1))
-            if bad.size:
-                raise ValueError(where(bad, f"values outside {self._range_text()}")
-                                 + f" (x spans [{rows.min():g}, {rows.max():g}])"
-                                 + _range_hint(float(rows.max())))
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Keras' ``evaluate``, with an array ``x``'s values checked first
-        (``check_input_values``)."""
+    def evaluate(self, *args, **kwargs):
+        """Keras' ``evaluate``, with the same arguments, and with an array
+        ``x``'s values checked first (``check_input_values``)."""
+        x = inspect.signature(super().evaluate).bind(*args, **kwargs).arguments.get("x")
         if hasattr(x, "shape"):  # an array or tensor, not a dataset
             self.check_input_values(x)
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def _range_text(self):
-        low, high = self.likelihood.value_range
-        return f"[{low:g}, {high:g}] (the {self.likelihood.name} likelihood's values)"
-
+        return super().evaluate(*args, **kwargs)
 
     def train_step(self, data):
         """One Adam step on the batch-mean negative ELBO with the current beta.
@@ -402,7 +328,7 @@ class LatentVariableModel(keras.Model):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def log_likelihood(self, x, num_samples=5000, chunk_size=None, prior=None):
-        """Importance-sampled ``log p(x)`` per image (paper, Sec. 5).
+        """Importance-sampled ``log p(x)`` per image (paper, Sec. 4).
 
         Pass ``prior`` (from ``prior_distribution()``) to reuse encoded
         pseudo-inputs across batches. ``chunk_size`` samples are drawn at a
@@ -432,9 +358,6 @@ class LatentVariableModel(keras.Model):
         self.check_input_values(x)
         mean, _ = self.encode(x)
         return self.decode(mean)
-
-
-PRECISIONS = ("float32", "bfloat16")
 
 
 def resolve_precision(precision=None):
@@ -519,43 +442,3 @@ def _negative_elbo_in_chunks(log_terms_fn, x, chunk_size):
     if whole < n:
         terms = [tf.concat([a, b], 0) for a, b in zip(terms, elbo(x[whole:]))]
     return objectives.ElboTerms(*terms)
-
-
-_NON_FINITE_BATCH = "tfvamp: a NaN or infinity in the training data, batch"
-_OUT_OF_RANGE_BATCH = "tfvamp: training data outside the values of the likelihood, batch"
-
-
-def _assert_valid_batch(index, data, value_range):
-    """``data`` (one batch, the ``index``-th), after asserting that its inputs are
-    finite and, unless ``value_range`` is None, within it."""
-    images = _images(data)
-    checks = []
-    if images.dtype.is_floating:
-        finite = tf.reduce_all(tf.math.is_finite(images))
-        checks.append(tf.debugging.Assert(finite, [_NON_FINITE_BATCH, index + 1]))
-    if value_range is not None:
-        with tf.control_dependencies(checks):  # a NaN is named as such, not as out of range
-            low, high = tf.reduce_min(images), tf.reduce_max(images)
-            within = (tf.cast(low, tf.float32) >= value_range[0]) & (tf.cast(high, tf.float32) <= value_range[1])
-            checks.append(tf.debugging.Assert(within, [_OUT_OF_RANGE_BATCH, index + 1,
-                                                       tf.cast(high, tf.float32)]))
-    with tf.control_dependencies(checks):
-        return tf.nest.map_structure(tf.identity, data)
-
-
-def _failed_batch(marker, error):
-    """The 1-based batch an ``_assert_valid_batch`` assertion with ``marker`` names in
-    ``error`` and the value it printed after it (or None), or ``(None, None)``."""
-    found = re.search(re.escape(marker) + r"\]\s*\[(\d+)\](?:\s*\[([-+.\deE]+)\])?", str(error))
-    if found is None:
-        return None, None
-    return int(found.group(1)), None if found.group(2) is None else float(found.group(2))
-
-
-def _range_hint(largest):
-    """A hint when the data's ``largest`` value (or None) looks like images of 0-255."""
-    return ": images of 0-255? divide them by 255" if largest is not None and 128.0 <= largest <= 255.0 else ""
-
-
-def _images(data):
-    return data[0] if isinstance(data, (tuple, list)) else data

@@ -17,22 +17,18 @@ import tensorflow_probability as tfp
 from tfvamp.models import networks
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.objectives import LogTerms
-from tfvamp.priors import as_float32, diagonal_gaussian
+from tfvamp.gaussians import as_float32, diagonal_gaussian
 
 
 @keras.saving.register_keras_serializable(package="tfvamp")
 class HVAE(LatentVariableModel):
     """HVAE (L = 2) with GatedDense networks of width 300 and ``z1 = z2 = latent_dim``.
 
-    ``conv_filters`` (64 in the paper) is the width of the convolutional parts
-    of the convHVAE and the PixelHVAE.
-
     ``sample`` draws ``z2 ~ p(z2)``, ``z1 ~ p(z1|z2)`` and returns the mean of
     ``p(x|z1,z2)``; ``decode(z2)`` uses the mean of ``p(z1|z2)`` instead.
 
     Args:
       input_shape: shape of one image ``(H, W, C)``.
-      conv_filters: width of the convolutional parts (convHVAE, PixelHVAE).
       likelihood: ``"bernoulli"``, ``"discretized_logistic"``, ... (``LatentVariableModel``).
       prior: ``"standard"``, ``"mog"`` or ``"vamp"`` (on ``z2``), or a prior layer.
       latent_dim: size of z1 and of z2 (40 in the paper).
@@ -47,10 +43,7 @@ class HVAE(LatentVariableModel):
       **kwargs: Keras' ``Model`` arguments (``name``, ...).
     """
 
-    build_parts = staticmethod(networks.mlp_hvae_parts)
-
-    def __init__(self, input_shape, conv_filters=64, likelihood="bernoulli", prior="vamp",
-                 latent_dim=40, hidden_units=300, num_components=500,
+    def __init__(self, input_shape, likelihood="bernoulli", prior="vamp", latent_dim=40, hidden_units=300, num_components=500,
                  pseudo_inputs_init_mean=0.05, pseudo_inputs_init_std=0.01,
                  pseudo_inputs_init_data=None, seed=None, precision=None,
                  kernel_initializer="glorot_uniform", **kwargs):
@@ -60,21 +53,28 @@ class HVAE(LatentVariableModel):
                          pseudo_inputs_init_mean=pseudo_inputs_init_mean,
                          pseudo_inputs_init_std=pseudo_inputs_init_std, seed=seed,
                          precision=precision, kernel_initializer=kernel_initializer, **kwargs)
-        self.conv_filters = int(conv_filters)
         if self.likelihood.takes_probabilities or self.likelihood.num_params is None:
             raise ValueError(f"The {type(self).__name__}'s networks return logits and "
                              f"parameters: the {self.likelihood.name} likelihood does not fit them")
         with self.network_scope():
-            parts = self.build_parts(self.image_shape, self.latent_dim,
-                                     self.likelihood.num_params, self.hidden_units,
-                                     self.conv_filters)
+            parts = self.build_parts()
         self.q_z2, self.q_z1_features, self.q_z1 = parts.q_z2, parts.q_z1_features, parts.q_z1
         self.p_z1, self.p_x, self.pixelcnn = parts.p_z1, parts.p_x, parts.pixelcnn
         self.prior = self.build_prior(self.q_z2, init_data)
         self.built = True  # every part is built above
 
-    def get_config(self):
-        return {**super().get_config(), "conv_filters": self.conv_filters}
+    def build_parts(self):
+        """The networks (``networks.HierarchyParts``): GatedDense layers throughout."""
+        return networks.mlp_hvae_parts(self.image_shape, self.latent_dim,
+                                       self.likelihood.num_params, self.hidden_units)
+
+    @classmethod
+    def from_config(cls, config):
+        """The model of a ``get_config``; also an HVAE saved with the
+        ``conv_filters`` the dense HVAE once took and ignored."""
+        if not issubclass(cls, ConvolutionalHVAE):
+            config = {key: value for key, value in config.items() if key != "conv_filters"}
+        return super().from_config(config)
 
     def _x_params(self, z1, z2, x, training=False):
         """Parameters of ``p(x|z1,z2)``, ``[..., H, W, C, P]``; an autoregressive
@@ -128,16 +128,49 @@ class HVAE(LatentVariableModel):
         return self._generate(z1, z_top, x_seed)
 
 
-@keras.saving.register_keras_serializable(package="tfvamp")
-class ConvHVAE(HVAE):
-    """convHVAE (L = 2): the HVAE with gated-convolutional encoders and decoder."""
+class ConvolutionalHVAE(HVAE):
+    """The HVAE with gated-convolutional encoders of ``conv_filters`` channels
+    (64 in the paper): the base of the convHVAE and the PixelHVAE. The other
+    arguments are ``HVAE``'s.
 
-    build_parts = staticmethod(networks.conv_hvae_parts)
+    Args:
+      input_shape: shape of one image ``(H, W, C)``.
+      conv_filters: width of the convolutional parts.
+      **kwargs: Keras' ``Model`` arguments (``name``, ...).
+    """
+
     xla_train_step = False  # on CPU, XLA's convolutions were slower than oneDNN's (bench/)
 
+    def __init__(self, input_shape, conv_filters=64, likelihood="bernoulli", prior="vamp",
+                 latent_dim=40, hidden_units=300, num_components=500,
+                 pseudo_inputs_init_mean=0.05, pseudo_inputs_init_std=0.01,
+                 pseudo_inputs_init_data=None, seed=None, precision=None,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        self.conv_filters = int(conv_filters)  # before HVAE builds the networks
+        super().__init__(input_shape, likelihood=likelihood, prior=prior, latent_dim=latent_dim,
+                         hidden_units=hidden_units, num_components=num_components,
+                         pseudo_inputs_init_mean=pseudo_inputs_init_mean,
+                         pseudo_inputs_init_std=pseudo_inputs_init_std,
+                         pseudo_inputs_init_data=pseudo_inputs_init_data, seed=seed,
+                         precision=precision, kernel_initializer=kernel_initializer, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "conv_filters": self.conv_filters}
+
 
 @keras.saving.register_keras_serializable(package="tfvamp")
-class PixelHVAE(HVAE):
+class ConvHVAE(ConvolutionalHVAE):
+    """convHVAE (L = 2): the HVAE with gated-convolutional encoders and decoder."""
+
+    def build_parts(self):
+        """The networks: gated-convolutional encoders and decoder."""
+        return networks.conv_hvae_parts(self.image_shape, self.latent_dim,
+                                        self.likelihood.num_params, self.hidden_units,
+                                        self.conv_filters)
+
+
+@keras.saving.register_keras_serializable(package="tfvamp")
+class PixelHVAE(ConvolutionalHVAE):
     """PixelHVAE (L = 2): the convHVAE with a PixelCNN ``p(x|z1,z2)``.
 
     The ELBO uses teacher forcing; ``sample``, ``decode`` and ``reconstruct``
@@ -145,6 +178,10 @@ class PixelHVAE(HVAE):
     ``p(x|z1,z2)``, not means.
     """
 
-    build_parts = staticmethod(networks.pixel_hvae_parts)
-    xla_train_step = False  # on CPU, XLA's convolutions were slower than oneDNN's (bench/)
     rows_per_chunk = 200  # a PixelCNN pass per (sample, image) row is costly in memory
+
+    def build_parts(self):
+        """The networks: the convHVAE's encoders, a PixelCNN ``p(x|z1,z2)``."""
+        return networks.pixel_hvae_parts(self.image_shape, self.latent_dim,
+                                         self.likelihood.num_params, self.hidden_units,
+                                         self.conv_filters)

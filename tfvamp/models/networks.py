@@ -156,11 +156,8 @@ class PixelCNN(keras.layers.Layer):
         images, _ = self._sample_compiled(conditioning, likelihood, seed)
         return images
 
-    def sample_with_params(self, conditioning, likelihood, seed):
-        """``sample``, and the parameters ``[B, H, W, C, P]`` each pixel was drawn from."""
-        return self._sample_compiled(conditioning, likelihood, seed)
-
     def _sample_compiled(self, conditioning, likelihood, seed):
+        """The images, and the parameters ``[B, H, W, C, P]`` each pixel was drawn from."""
         return self._compiled_sample(tf.cast(conditioning, tf.float32), likelihood,
                                      tf.convert_to_tensor(seed, tf.int32))
 
@@ -249,9 +246,8 @@ def q_z1_joint(feature_dim, latent_dim, z2_units, hidden_units=300, name="q_z1")
     return keras.Model([features, z2], [mean, log_variance], name=name)
 
 
-def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300, conv_filters=None):
-    """HVAE (L = 2): every network of GatedDense layers of width 300 (no convolutions,
-    so ``conv_filters`` is unused)."""
+def mlp_hvae_parts(image_shape, latent_dim, num_params, hidden_units=300):
+    """HVAE (L = 2): every network of GatedDense layers of width 300."""
     features = keras.Sequential(
         [keras.Input(image_shape), keras.layers.Flatten(),
          GatedDense(hidden_units, name="gated_dense_x")], name="q_z1_features")

@@ -8,7 +8,8 @@ from tfvamp.likelihoods import DecoderDistribution
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder
 from tfvamp.objectives import LogTerms
-from tfvamp.priors import VampPrior, check_encoder, encoder_posterior, posterior_moments
+from tfvamp.posteriors import check_encoder, encoder_posterior, posterior_moments
+from tfvamp.priors import VampPrior
 
 tfd = tfp.distributions
 

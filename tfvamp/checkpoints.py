@@ -1,0 +1,32 @@
+"""Reading the checkpoints ``tfvamp.callbacks.TrainingCheckpoint`` writes.
+
+A run's checkpoint directory holds ``state/epoch-N`` (the full training
+state of the last epochs) and ``best/epoch-N`` (the state of the best
+validation epoch N); a model's variables are read back from either::
+
+    best_epoch = saved_best_epoch(directory)
+    restore_best_weights(model.variables, best_checkpoint_path(directory, best_epoch))
+"""
+import os
+
+import tensorflow as tf
+
+
+def best_checkpoint_path(directory, best_epoch):
+    """The checkpoint of the best epoch ``best_epoch`` in ``directory``."""
+    return os.path.join(directory, "best", f"epoch-{int(best_epoch)}")
+
+
+def restore_best_weights(model_variables, path):
+    """Loads the model variables (``list(model.variables)``) saved at ``path``
+    by ``TrainingCheckpoint`` (a best or a state checkpoint)."""
+    status = tf.train.Checkpoint(model=list(model_variables)).restore(path)
+    status.assert_existing_objects_matched().expect_partial()  # the optimizer's state is not wanted
+
+
+def saved_best_epoch(directory):
+    """The best epoch recorded by the latest state in ``directory`` (0: none)."""
+    path = tf.train.latest_checkpoint(os.path.join(directory, "state"))
+    if path is None:
+        return 0
+    return int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
