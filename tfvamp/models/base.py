@@ -208,8 +208,12 @@ class LatentVariableModel(keras.Model):
         ``stateless_fold_in(seed, k)``: what the block computes is a function
         of ``seed`` alone, on any device and replica (per-image seeds of
         ``tfvamp.evaluate``). In a ``tf.function``, enter it while tracing."""
+        seed = tf.convert_to_tensor(seed)
+        if not seed.dtype.is_integer or (seed.shape.is_fully_defined() and seed.shape.as_list() != [2]):
+            raise ValueError(f"sampling_seed takes a stateless seed: 2 integers, got a {seed.dtype.name} "
+                             f"tensor of shape {seed.shape}")
         previous = self._seed_stream
-        object.__setattr__(self, "_seed_stream", (tf.convert_to_tensor(seed, tf.int32), 0))
+        object.__setattr__(self, "_seed_stream", (tf.cast(seed, tf.int32), 0))  # int64 seeds wrap
         try:
             yield
         finally:
