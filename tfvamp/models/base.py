@@ -20,6 +20,7 @@ from tfvamp.models import inputs
 from tfvamp.models.inputs import images as _images
 from tfvamp.names import PRECISIONS
 from tfvamp.priors import Prior, VampPrior, make_prior
+from tfvamp.serialization import deserialize
 
 
 class LatentVariableModel(keras.Model):
@@ -147,7 +148,7 @@ class LatentVariableModel(keras.Model):
         if isinstance(prior, dict):  # a saved prior: rebuilt on this model's encoder
             if "encoder" in prior["config"]:
                 prior = {**prior, "config": {**prior["config"], "encoder": encoder}}
-            prior = keras.saving.deserialize_keras_object(prior)
+            prior = deserialize(prior, f"the {type(self).__name__}'s prior")
         if isinstance(prior, Prior):
             if isinstance(prior, VampPrior) and prior.encoder is not encoder:
                 raise ValueError("The VampPrior given as prior was built on another encoder "
