@@ -61,20 +61,16 @@ def test_a_model_trains_and_samples_with_the_authors_logistic():
     assert tfvamp.get_likelihood(model.likelihood.get_config()).name == "authors_discretized_logistic"
 
 
-def test_the_trainers_authors_logistic_flag_builds_it_on_grey_data_only(tmp_path):
+def test_the_trainers_likelihood_flag_builds_the_authors_logistic(tmp_path):
     from conftest import SHARED_DATA
     from tfvamp import datasets
     from trainers import train
-    from trainers.errors import FlagError
     from trainers.run_config import RunConfig
 
     config = RunConfig.from_flags({**train.flag_values(), "dataset": "freyfaces", "data_dir": SHARED_DATA,
                                    "latent_dim": 2, "hidden_units": 8, "num_components": 3,
-                                   "authors_logistic": True})
+                                   "likelihood": "authors_discretized_logistic"})
     frey = datasets.load_dataset("freyfaces", SHARED_DATA)
     assert config.build_model(frey).likelihood.name == "authors_discretized_logistic"
-    assert "the authors' discretised logistic" in config.describe()
-    ours = config.replace(authors_logistic=False).build_model(frey)
+    ours = config.replace(likelihood=None).build_model(frey)
     assert ours.likelihood.name == "discretized_logistic"
-    with pytest.raises(FlagError, match="--authors_logistic applies to grey data; caltech"):
-        config.replace(dataset="caltech").likelihood(datasets.load_dataset("caltech", SHARED_DATA))

@@ -118,3 +118,19 @@ def test_a_whole_validation_set_as_one_batch_is_evaluated_in_chunks_with_one_pri
     # One-sample ELBOs of 2,264 images: the two means agree within their Monte Carlo error.
     assert whole["loss"] == pytest.approx(batched["loss"], rel=0.01)
     assert whole["kl"] == pytest.approx(batched["kl"], rel=0.02)
+
+
+def test_sampling_seed_takes_int32_and_int64_seeds_alike_and_refuses_others_in_one_line():
+    import tensorflow as tf
+
+    model = VAE((6, 6, 1), likelihood="bernoulli", prior="vamp", latent_dim=3, hidden_units=8, num_components=4)
+    images = tf.constant(np.random.default_rng(0).uniform(size=(3, 6, 6, 1)) < 0.5, tf.float32)
+    values = []
+    for dtype in (tf.int32, tf.int64):
+        with model.sampling_seed(tf.constant([7, 11], dtype)):
+            values.append(model.log_likelihood(images, num_samples=4).numpy())
+    np.testing.assert_array_equal(values[0], values[1])
+    for bad in (tf.constant([1.0, 2.0]), tf.constant([1, 2, 3])):
+        with pytest.raises(ValueError, match="2 integers"):
+            with model.sampling_seed(bad):
+                pass

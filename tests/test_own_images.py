@@ -129,3 +129,48 @@ def test_a_tfds_dataset_by_name_with_tfds_own_mock_data():
     assert "the data's own" in named.notes[1]
     with pytest.raises(DatasetError, match="not tfds:NAME"):
         load_images("tfds:mnist::test")
+
+
+def trainer_config(dataset, output_dir, **overrides):
+    from trainers import train
+    from trainers.run_config import RunConfig
+
+    return RunConfig.from_flags({**train.flag_values(), "dataset": dataset, "prior": "vamp",
+                                 "num_components": 5, "hidden_units": 16, "latent_dim": 4, "epochs": 2,
+                                 "warmup_epochs": 2, "eval_samples": 5, "batch_size": 20, "verbose": "0",
+                                 "strategy": "default", "sample_every": 0, "output_dir": str(output_dir),
+                                 **overrides})
+
+
+def test_the_trainer_on_a_folder_of_pngs_of_its_own_size_writes_results_figures_and_export(tmp_path):
+    from tfvamp import export
+    from trainers import train
+    from trainers.run_config import RunConfig
+
+    for i, image in enumerate(grey_images(120, 20, 16)):
+        write_png(str(tmp_path / "pngs" / ("test" if i < 20 else "train") / f"{i:03d}.png"), image)
+    config = trainer_config(str(tmp_path / "pngs"), tmp_path / "run", binarize="static", split_seed=3)
+    results = train.train_and_evaluate(config)
+    assert np.isfinite(results["test_log_likelihood"])
+    assert RunConfig.read(str(tmp_path / "run")) == config  # a resume and trainers.evaluate read the same split
+    model = export.load_model(results["export"])
+    assert model.image_shape == (20, 16, 1) and model.likelihood.name.startswith("bernoulli")
+    assert set(os.listdir(tmp_path / "run" / "figures")) >= {"samples.png", "pseudo_inputs.png"}
+
+
+def test_the_trainer_refuses_fewer_training_images_than_a_batch(tmp_path):
+    from trainers import train
+    from trainers.errors import FlagError
+
+    np.savez(tmp_path / "few.npz", train=grey_images(30, 6, 6), test=grey_images(5, 6, 6))
+    with pytest.raises(FlagError, match="fewer than a batch"):
+        train.train_and_evaluate(trainer_config(str(tmp_path / "few.npz"), tmp_path / "run", batch_size=100))
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_trainer_on_a_tfds_dataset_by_name(tmp_path):
+    from trainers import train
+
+    with tfds.testing.mock_data(num_examples=60):
+        results = train.train_and_evaluate(trainer_config("tfds:mnist:train", tmp_path / "run"))
+    assert np.isfinite(results["test_log_likelihood"]) and results["flags"]["dataset"] == "tfds:mnist:train"

@@ -151,17 +151,6 @@ def test_a_run_with_tfds_data_dir_reads_its_dataset_through_the_builder(tmp_path
         np.testing.assert_array_equal(getattr(through_tfds, split), getattr(from_files, split))
 
 
-def test_evaluate_authors_logistic_reaches_the_run_and_is_refused_on_binary_data(finished_run):
-    """trainers.evaluate --authors_logistic re-evaluates a grey run under the authors' likelihood;
-    on a binary (Caltech) run it says why not, in one line."""
-    tmp_path, _ = finished_run
-    completed = subprocess.run([sys.executable, "-m", "trainers.evaluate", f"--output_dir={tmp_path}",
-                                "--authors_logistic"], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
-                               text=True, timeout=300)
-    assert completed.returncode != 0
-    assert "--authors_logistic applies to grey data; caltech" in completed.stderr
-
-
 def test_clamp_bernoulli_builds_the_authors_likelihood_and_is_refused_on_grey_data(tmp_path):
     config = config_for(tmp_path / "run", clamp_bernoulli=True)
     model = config.build_model(datasets.load_dataset("caltech"))

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvamp.gaussians import as_float32, diagonal_gaussian
+from tfvamp.serialization import deserialize
 
 tfd = tfp.distributions
 
@@ -284,7 +285,7 @@ def get_likelihood(likelihood, event_ndims=3):
     if isinstance(likelihood, Likelihood):
         return likelihood
     if isinstance(likelihood, dict):  # a saved function
-        likelihood = keras.saving.deserialize_keras_object(likelihood)
+        likelihood = deserialize(likelihood, "the likelihood")
     if callable(likelihood):
         return DistributionLikelihood(likelihood, event_ndims)
     try:

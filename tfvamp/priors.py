@@ -18,6 +18,7 @@ from tfvamp.layers import hardtanh
 from tfvamp.names import PRIORS
 from tfvamp.posteriors import (check_encoder, encoder_posterior, posterior_mixture,
                                posterior_moments, sample_components)
+from tfvamp.serialization import deserialize
 
 
 class Prior(keras.layers.Layer):
@@ -214,9 +215,9 @@ class VampPrior(_MixturePrior):
         **kwargs,
     ):
         if isinstance(encoder, dict):  # from a saved config
-            encoder = keras.saving.deserialize_keras_object(encoder)
+            encoder = deserialize(encoder, "the VampPrior's encoder")
         if isinstance(pseudo_input_map, dict):
-            pseudo_input_map = keras.saving.deserialize_keras_object(pseudo_input_map)
+            pseudo_input_map = deserialize(pseudo_input_map, "the VampPrior's pseudo-input map")
         if not callable(encoder):
             raise TypeError(f"encoder must be callable (e.g. a Keras model), got {encoder!r}")
         pseudo_input_shape = tuple(int(d) for d in input_shape)

@@ -53,7 +53,9 @@ PRIORS = _NAMES.PRIORS
 STRATEGIES = _NAMES.STRATEGIES
 PRECISIONS = _NAMES.PRECISIONS
 LOGICAL_CPUS_ENV = _NAMES.LOGICAL_CPUS_ENV
+is_own_data = _NAMES.is_own_data
 OPTIMIZERS = ("adam_normgrad", "adam")
+LIKELIHOODS = ("bernoulli", "discretized_logistic", "authors_discretized_logistic", "gaussian")  # names of tfvamp.likelihoods.LIKELIHOODS
 KERNEL_INITIALIZERS = ("glorot_uniform", "he_normal")
 
 # Native lines TensorFlow prints while it loads on a machine without an NVIDIA

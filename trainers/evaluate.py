@@ -41,8 +41,8 @@ flags.DEFINE_integer("eval_batch_size", None, "Test images evaluated at once (de
                      lower_bound=1)
 flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
 flags.DEFINE_integer("seed", None, "Seed of the importance samples (default: the run's).")
-flags.DEFINE_boolean("authors_logistic", None, "Grey data: evaluate under the authors' discretised "
-                     "logistic (--noauthors_logistic: ours); default: the run's likelihood.")
+flags.DEFINE_enum("likelihood", None, cli.LIKELIHOODS, "Evaluate under this p(x|z), e.g. a grey run under "
+                  "authors_discretized_logistic or discretized_logistic (default: the run's).")
 flags.DEFINE_enum("strategy", "auto", cli.STRATEGIES, "tf.distribute strategy over which the test "
                   "images are split, as trainers.train's.")
 flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_ENV, 0)),
@@ -54,7 +54,7 @@ FLAGS = flags.FLAGS
 
 
 def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=None, progress=None,
-                 seed=None, strategy=None, say=print, authors_logistic=None):
+                 seed=None, strategy=None, say=print, likelihood=None):
     """Test results of the best weights saved in ``output_dir``; a dict like
     ``results.json``'s test entries, plus ``best_epoch``, ``config``, the
     per-image arrays ``per_image`` (``tfvamp.evaluation.PER_IMAGE``) and, on
@@ -63,8 +63,9 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     ``strategy`` (default: the current one) splits the images over its
     replicas; the chief of a cluster writes the partial file. ``progress(done,
     total)`` is called before the first and after every step of test images.
-    ``authors_logistic`` (True/False; default None: the run's) evaluates a grey
-    run under the authors' discretised logistic or ours."""
+    ``likelihood`` (a name of ``cli.LIKELIHOODS``; default None: the run's)
+    evaluates the run's weights under another likelihood of as many
+    parameters, e.g. a grey run under the authors' discretised logistic."""
     import tensorflow as tf
 
     from tfvamp import diagnostics, distribute
@@ -73,8 +74,8 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
 
     strategy = strategy or tf.distribute.get_strategy()
     config = RunConfig.read(output_dir)
-    if authors_logistic is not None:
-        config = config.replace(authors_logistic=bool(authors_logistic))
+    if likelihood is not None:
+        config = config.replace(likelihood=likelihood)
     best_epoch = saved_best_epoch(checkpoint_dir(output_dir))
     if not best_epoch:
         raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
@@ -157,7 +158,7 @@ def evaluate_and_report(config):
     try:
         results = evaluate_run(FLAGS.output_dir, FLAGS.eval_samples, FLAGS.eval_batch_size, FLAGS.data_dir,
                                progress=progress if chief else None, seed=FLAGS.seed, strategy=strategy,
-                               authors_logistic=FLAGS.authors_logistic)
+                               likelihood=FLAGS.likelihood)
     except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
         raise checkpoint_error(error, FLAGS.output_dir) or error
     if not chief:

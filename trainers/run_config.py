@@ -17,11 +17,12 @@ from trainers.errors import FlagError, RunMismatchError
 MODEL_FLAGS = ("dataset", "model", "prior", "num_components", "latent_dim", "hidden_units")
 # The flags, beyond MODEL_FLAGS, that change a model's estimates.
 VALUE_FLAGS = ("precision", "kernel_initializer", "clamp_bernoulli", "pseudo_inputs_init",
-               "authors_logistic")
+               "likelihood", "binarize", "split_seed")
 # Flags added after runs were saved, with what those runs used (``read`` fills them in).
 DEFAULTS_OF_EARLIER_RUNS = {"precision": "float32", "kernel_initializer": "glorot_uniform",
                             "clamp_bernoulli": False, "pseudo_inputs_init": "random",
-                            "optimizer": "adam_normgrad", "monitor_every": 10, "authors_logistic": False}
+                            "optimizer": "adam_normgrad", "monitor_every": 10, "binarize": None,
+                            "likelihood": None, "split_seed": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,9 @@ class RunConfig:
     learning_rate: float
     optimizer: str
     clamp_bernoulli: bool
-    authors_logistic: bool
+    binarize: Optional[str]
+    likelihood: Optional[str]
+    split_seed: int
     warmup_epochs: int
     early_stopping_patience: int
     eval_samples: int
@@ -97,8 +100,6 @@ class RunConfig:
         settings = [f"{self.kernel_initializer} kernels", self.optimizer]
         if self.clamp_bernoulli:
             settings.append("clamped Bernoulli")
-        if self.authors_logistic:
-            settings.append("the authors' discretised logistic")
         settings.append(f"seed {self.seed}")
         return f"{self.model} + {prior} on {self.dataset}{separator}{', '.join(settings)}"
 
@@ -118,12 +119,29 @@ class RunConfig:
                                    "Use another --output_dir, or the run's own flags to resume it.")
 
     def load_dataset(self, data_dir=None):
-        """The run's dataset: read from the files in ``data_dir`` (default:
-        ``--data_dir``), or through TensorFlow Datasets with ``--tfds_data_dir``
-        (prepared there once, from those files); the same arrays either way."""
-        from tfvamp import datasets
-
+        """The run's dataset: one of the paper's, read from the files in ``data_dir``
+        (default: ``--data_dir``) or through TensorFlow Datasets with ``--tfds_data_dir``
+        (prepared there once, from those files), the same arrays either way; or the user's
+        own images of ``--dataset`` (``tfvamp.datasets.load_images``, with ``--binarize``
+        and ``--split_seed``; a ``tfds:`` dataset from ``--tfds_data_dir`` or ``data_dir``).
+        A training set smaller than a batch is a ``FlagError``."""
         data_dir = data_dir or self.data_dir
+        dataset = self._load_dataset(data_dir)
+        if len(dataset.train) < self.batch_size:
+            raise FlagError(f"{self.dataset} has {len(dataset.train)} training images, fewer than a "
+                            f"batch (--batch_size={self.batch_size}): give more images or a smaller batch")
+        return dataset
+
+    def _load_dataset(self, data_dir):
+        from tfvamp import datasets
+        from tfvamp.names import is_own_data
+
+        if is_own_data(self.dataset):  # the datasets guide, 'Your own images'
+            return datasets.load_images(self.dataset, binarize=self.binarize, split_seed=self.split_seed,
+                                        data_dir=self.tfds_data_dir or data_dir)
+        if self.binarize:
+            raise FlagError(f"--binarize is for your own grey images; {self.dataset} is binarised "
+                            "as the paper's loaders decide")
         if self.tfds_data_dir:
             if not sys.stdout.isatty():  # TFDS's progress bars would fill a log file
                 import tensorflow_datasets as tfds
@@ -132,19 +150,13 @@ class RunConfig:
             return datasets.load_from_tfds(self.dataset, self.tfds_data_dir, manual_dir=data_dir)
         return datasets.load_dataset(self.dataset, data_dir)
 
-    def likelihood(self, dataset):
-        """p(x|z) of the run: the dataset's, or with ``--clamp_bernoulli`` the authors'
-        clamped Bernoulli (``tfvamp.likelihoods.ClampedBernoulliLikelihood``), with
-        ``--authors_logistic`` their discretised logistic
-        (``tfvamp.likelihoods.AuthorsDiscretizedLogisticLikelihood``)."""
-        if self.authors_logistic:
-            if dataset.likelihood != "discretized_logistic":
-                raise FlagError(f"--authors_logistic applies to grey data; {dataset.name} is modelled "
-                                f"with a {dataset.likelihood} likelihood.")
-            return "authors_discretized_logistic"
+    def likelihood_of(self, dataset):
+        """p(x|z) of the run: ``--likelihood``, else the dataset's; with ``--clamp_bernoulli``
+        the authors' clamped Bernoulli (``tfvamp.likelihoods.ClampedBernoulliLikelihood``)."""
+        likelihood = self.likelihood or dataset.likelihood
         if not self.clamp_bernoulli:
-            return dataset.likelihood
-        if dataset.likelihood != "bernoulli":
+            return likelihood
+        if likelihood != "bernoulli":
             raise FlagError(f"--clamp_bernoulli applies to binary data; {dataset.name} is modelled "
                             f"with a {dataset.likelihood} likelihood.")
         return "clamped_bernoulli"
@@ -157,7 +169,7 @@ class RunConfig:
         return models.build_model(
             self.model,
             input_shape=dataset.input_shape,
-            likelihood=self.likelihood(dataset),
+            likelihood=self.likelihood_of(dataset),
             prior=self.prior,
             latent_dim=self.latent_dim,
             hidden_units=self.hidden_units,

@@ -42,7 +42,14 @@ from trainers.run_files import finished_run_message
 
 flags.DEFINE_string("config", None, "A paper experiment by name (configs/NAME.cfg, e.g. caltech_vae_vamp); "
                     "flags after it override its values.")
-flags.DEFINE_enum("dataset", "caltech", cli.DATASETS, "Dataset to train on.")
+flags.DEFINE_string("dataset", "caltech", f"Dataset to train on: one of the paper's ({', '.join(cli.DATASETS)}), "
+                    "or your own images: an .npz/.npy file, a folder of PNG/JPEG files, or tfds:NAME "
+                    "(a TFDS dataset, optionally with /CONFIG and :TRAIN:VALIDATION:TEST splits; the "
+                    "datasets guide, 'Your own images').")
+flags.register_validator(
+    "dataset", lambda value: value in cli.DATASETS or cli.is_own_data(value),
+    message=f"--dataset must be one of {list(cli.DATASETS)}, an .npz or .npy file, an existing folder "
+            "of images, or tfds:NAME")
 flags.DEFINE_enum("model", "vae", cli.MODELS, "Model of the paper.")
 flags.DEFINE_enum("prior", "vamp", cli.PRIORS, "Prior over the (top) latent.")
 flags.DEFINE_integer("num_components", 500, "K: pseudo-inputs of the VampPrior / MoG components.", lower_bound=1)
@@ -59,8 +66,13 @@ flags.DEFINE_enum("optimizer", "adam_normgrad", cli.OPTIMIZERS,
                   "adam: plain Adam.")
 flags.DEFINE_boolean("clamp_bernoulli", False, "Binary data: clamp the Bernoulli probabilities to "
                      "[1e-5, 1 - 1e-5] as the authors' code (default: the exact Bernoulli).")
-flags.DEFINE_boolean("authors_logistic", False, "Grey data: the authors' discretised logistic "
-                     "(tails not in the edge bins, mean clamped, 1e-7 in the log; default: ours).")
+flags.DEFINE_enum("binarize", None, ["static", "dynamic"], "Your own grey images: binarise them once "
+                  "(static) or the training images afresh every epoch (dynamic), as the paper's MNIST, "
+                  "for the Bernoulli likelihood (default: as they are).")
+flags.DEFINE_enum("likelihood", None, cli.LIKELIHOODS, "p(x|z) (default: the data's: Bernoulli for binary "
+                  "images, the discretised logistic for grey ones).")
+flags.DEFINE_integer("split_seed", 0, "Your own images without validation or test images: the seed of "
+                     "the split that holds 10% of the training images out for each.")
 flags.DEFINE_integer("warmup_epochs", 100, "Epochs of linear KL warm-up (0: none).", lower_bound=0)
 flags.DEFINE_integer("early_stopping_patience", 50, "Epochs without validation improvement before stopping.", lower_bound=0)
 flags.DEFINE_integer("eval_samples", 5000, "Importance samples per test image.", lower_bound=1)

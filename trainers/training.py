@@ -71,7 +71,7 @@ def train_and_evaluate(config, callbacks=()):
     output_dir = config.output_dir
     # Non-chief workers of a cluster take part in every step but write to a scratch directory.
     dataset = config.load_dataset()  # before writing anything
-    config.likelihood(dataset)  # a FlagError, too
+    config.likelihood_of(dataset)  # a FlagError, too
     write_dir = output_dir if chief else tempfile.mkdtemp(prefix="tfvamp_worker_")
     prepare_output_dir(config, write=chief)
     try:
@@ -210,6 +210,8 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     model, guard, early_stopping, checkpoint = (trainer.model, trainer.guard, trainer.early_stopping,
                                                 trainer.checkpoint)
     initial_epoch = trainer.initial_epoch
+    if dataset.notes:  # what load_images decided from the user's data
+        _say("data: " + "; ".join(dataset.notes))
     _say(f"{config.describe()}; {trainer.model.likelihood.name} likelihood; "
          f"{type(strategy).__name__.lstrip('_')} with {strategy.num_replicas_in_sync} replica(s), "
          f"XLA {'on' if trainer.jit_compile else 'off'}, {trainer.model.precision}; {'chief' if chief else 'worker'} writing to "

@@ -30,23 +30,15 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tfvamp.datasets.core import SPLITS, DatasetError, ImageDataset, binarize_once
+from tfvamp.names import TFDS_PREFIX
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "val"), "test": ("test",)}
 ARRAY_KEYS = ("x", "images")  # an .npz without split names holds one array under one of these
 BINARIZE = (None, "static", "dynamic")
-TFDS_PREFIX = "tfds:"
 # Fixed seeds of the one binarisation of the validation and test images (binarize="static" also
 # binarises the training images once, with the third).
 BINARIZE_SEEDS = {"validation": 1, "test": 2, "train": 3}
-
-
-def is_own_images(source):
-    """Whether ``source`` names a user's images (a path or ``tfds:...``) rather than one of
-    the paper's dataset names."""
-    source = str(source)
-    return (source.startswith(TFDS_PREFIX) or os.sep in source or source.endswith((".npz", ".npy"))
-            or os.path.isdir(source))
 
 
 def load_images(source, binarize=None, likelihood=None, channels=None, split_seed=0,

@@ -20,6 +20,7 @@ from tfvamp.models import inputs
 from tfvamp.models.inputs import images as _images
 from tfvamp.names import PRECISIONS
 from tfvamp.priors import Prior, VampPrior, make_prior
+from tfvamp.serialization import deserialize
 
 
 class LatentVariableModel(keras.Model):
@@ -147,7 +148,7 @@ class LatentVariableModel(keras.Model):
         if isinstance(prior, dict):  # a saved prior: rebuilt on this model's encoder
             if "encoder" in prior["config"]:
                 prior = {**prior, "config": {**prior["config"], "encoder": encoder}}
-            prior = keras.saving.deserialize_keras_object(prior)
+            prior = deserialize(prior, f"the {type(self).__name__}'s prior")
         if isinstance(prior, Prior):
             if isinstance(prior, VampPrior) and prior.encoder is not encoder:
                 raise ValueError("The VampPrior given as prior was built on another encoder "
@@ -208,8 +209,12 @@ class LatentVariableModel(keras.Model):
         ``stateless_fold_in(seed, k)``: what the block computes is a function
         of ``seed`` alone, on any device and replica (per-image seeds of
         ``tfvamp.evaluate``). In a ``tf.function``, enter it while tracing."""
+        seed = tf.convert_to_tensor(seed)
+        if not seed.dtype.is_integer or (seed.shape.is_fully_defined() and seed.shape.as_list() != [2]):
+            raise ValueError(f"sampling_seed takes a stateless seed: 2 integers, got a {seed.dtype.name} "
+                             f"tensor of shape {seed.shape}")
         previous = self._seed_stream
-        object.__setattr__(self, "_seed_stream", (tf.convert_to_tensor(seed, tf.int32), 0))
+        object.__setattr__(self, "_seed_stream", (tf.cast(seed, tf.int32), 0))  # int64 seeds wrap
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder
 from tfvamp.objectives import LogTerms
 from tfvamp.posteriors import check_encoder, encoder_posterior, posterior_moments
 from tfvamp.priors import VampPrior
+from tfvamp.serialization import deserialize
 
 tfd = tfp.distributions
 
@@ -75,8 +76,8 @@ class VAE(LatentVariableModel):
                  pseudo_inputs_init_mean=0.05, pseudo_inputs_init_std=0.01,
                  pseudo_inputs_init_data=None, seed=None, precision=None,
                  kernel_initializer="glorot_uniform", **kwargs):
-        encoder, decoder = (keras.saving.deserialize_keras_object(n) if isinstance(n, dict) else n
-                            for n in (encoder, decoder))
+        encoder, decoder = (deserialize(n, f"the VAE's {part}") if isinstance(n, dict) else n
+                            for n, part in ((encoder, "encoder"), (decoder, "decoder")))
         if posterior_outputs is None and isinstance(prior, VampPrior):
             posterior_outputs = prior.posterior_outputs
         selection = (0, 1)  # the paper's encoder returns [mean, log_variance]
