@@ -243,7 +243,8 @@ def save_serving_model(model, path):
         raise FileExistsError(f"{path} already exists: export to a new directory")
     model_key = registry_name(model)
     model = _copy_outside_strategies(model, model_key)
-    signatures = ServingSignatures(model).concrete_functions()
+    serving = ServingSignatures(model)
+    signatures = serving.concrete_functions()
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}-", dir=parent)
@@ -252,8 +253,7 @@ def save_serving_model(model, path):
         os.makedirs(os.path.join(staging, "assets.extra"))
         with open(os.path.join(staging, "assets.extra", MODEL_CONFIG_FILE), "w") as f:
             json.dump({"model": model_key, "config": model.get_config()}, f, indent=2)
-        write_warmup_requests(os.path.join(staging, "assets.extra", WARMUP_FILE),
-                              ServingSignatures(model).input_specs())
+        write_warmup_requests(os.path.join(staging, "assets.extra", WARMUP_FILE), serving.input_specs())
         os.rename(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

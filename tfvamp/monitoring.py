@@ -32,16 +32,25 @@ def responsibilities(prior_distribution, z):
     return tf.nn.softmax(log_joint, axis=-1)
 
 
+def posterior_means(model, images, batch_size=500):
+    """E_q[z | x] of the (top) latent for ``images``, ``batch_size`` at a time: ``[N, latent_dim]``."""
+    return np.concatenate([model.encode(tf.convert_to_tensor(images[start:start + batch_size]))[0].numpy()
+                           for start in range(0, len(images), batch_size)])
+
+
+def mixture_usage(prior_distribution, z, batch_size=500):
+    """The average of q(k | z) over latents ``z [N, latent_dim]``: ``[K]``, summing to 1."""
+    total = tf.zeros_like(prior_distribution.mixture_distribution.logits_parameter())
+    for start in range(0, len(z), batch_size):
+        total += tf.reduce_sum(responsibilities(prior_distribution, z[start:start + batch_size]), axis=0)
+    return total.numpy() / len(z)
+
+
 def component_usage(model, images, batch_size=500):
     """Each component's share of the posterior mass of ``images`` (``[K]``, summing to 1): the
     average over the images of q(k | z) at the image's posterior mean z; ``batch_size`` images
     are encoded at once. ``model.prior_distribution()`` must be a mixture."""
-    prior = model.prior_distribution()
-    total = tf.zeros_like(prior.mixture_distribution.logits_parameter())
-    for start in range(0, len(images), batch_size):
-        z, _ = model.encode(tf.convert_to_tensor(images[start:start + batch_size]))
-        total += tf.reduce_sum(responsibilities(prior, z), axis=0)
-    return total.numpy() / len(images)
+    return mixture_usage(model.prior_distribution(), posterior_means(model, images, batch_size), batch_size)
 
 
 def effective_components(usage):
@@ -61,10 +70,6 @@ def active_units(posterior_means, threshold=ACTIVE_UNIT_THRESHOLD):
     """How many latent dimensions vary with the data: Cov_x(E_q[z | x]) > ``threshold``, from
     ``posterior_means [N, latent_dim]`` of N images."""
     return int(np.sum(np.var(np.asarray(posterior_means, np.float64), axis=0) > threshold))
-
-
-def is_mixture(model):
-    return hasattr(model.prior_distribution(), "mixture_distribution")
 
 
 class PriorMonitor(keras.callbacks.Callback):
@@ -97,11 +102,11 @@ class PriorMonitor(keras.callbacks.Callback):
 
     def statistics(self):
         """The statistics now, as a dict of floats (and ``usage``, a ``[K]`` array, for a mixture)."""
-        means = np.concatenate([self.model.encode(tf.convert_to_tensor(self.images[i:i + 500]))[0].numpy()
-                                for i in range(0, len(self.images), 500)])
+        means = posterior_means(self.model, self.images)  # encoded once for both statistics
         stats = {"active_units": active_units(means)}
-        if is_mixture(self.model):
-            usage = component_usage(self.model, self.images)
+        prior = self.model.prior_distribution()  # the VampPrior: K pseudo-inputs encoded once
+        if hasattr(prior, "mixture_distribution"):
+            usage = mixture_usage(prior, means)
             stats.update(usage=usage, effective_components=effective_components(usage),
                          unused_components=unused_components(usage))
         return stats
