@@ -58,6 +58,19 @@ def test_protocol_ablations_are_compared_with_the_protocols_runs():
     assert "| no runs |" in k50 and "too few to test" in k50
 
 
+def test_a_run_under_another_likelihood_is_not_grouped_with_the_protocols():
+    def run(seed, **flags):
+        base = {"dataset": "freyfaces", "model": "vae", "prior": "vamp", "seed": seed, "epochs": 2000,
+                "kernel_initializer": "he_normal"}
+        return {"flags": {**base, **flags}, "file": f"{seed}-{flags}.json", "test_log_likelihood": -seed}
+
+    groups = make_table.group([run(0), run(1, likelihood=None),
+                               run(2, likelihood="authors_discretized_logistic")])
+    assert [len(g) for g in groups.values()] == [2, 1]
+    rows = make_table.protocol_ablation_table(groups).splitlines()[2:]
+    assert len(rows) == 1 and rows[0].startswith("| likelihood=authors_discretized_logistic, vae, vamp")
+
+
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "results", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
