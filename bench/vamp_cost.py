@@ -25,7 +25,12 @@ the VampPrior's pass of its K pseudo-inputs through the encoder ``q(z|u_k)``,
 3x its forward too, which every training step runs whatever the batch size.
 The paper's ratios (their GPU): HVAE 1.4 (K = 500), convHVAE 1.9 / 2.1 and
 PixelHVAE 1.4 / 1.7 (K = 500 / 1000); their VAE's is not given.
+
+``--json_out=results/vamp_cost/MODEL.json`` also writes the figures, the CPU and the
+load, from which ``results/make_table.py`` makes RESULTS.md's table for 8.4.2.
 """
+import datetime
+import json
 import os
 import sys
 import time
@@ -40,6 +45,7 @@ flags.DEFINE_list("components", ["500", "1000"], "K of the VampPriors timed agai
 flags.DEFINE_integer("train_images", 2000, "Training images per epoch (batches of 100).")
 flags.DEFINE_integer("validation_images", 400, "Validation images, one batch per epoch.")
 flags.DEFINE_integer("bench_epochs", 6, "Epochs per configuration (the first is not counted).")
+flags.DEFINE_string("json_out", None, "Also write the figures to this JSON file.")
 
 FLAGS = flags.FLAGS
 BATCH = 100
@@ -76,8 +82,9 @@ def main(argv):
         model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=model.xla_train_step)
         built[name] = model
 
+    start_load = os.getloadavg()[0]
     print(f"{FLAGS.bench_model} on {cli.describe_cpu()}, {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+          f"load average {start_load:.1f} at the start", flush=True)
     seconds = {name: [] for name in built}
     for epoch in range(FLAGS.bench_epochs):
         for name, model in built.items():
@@ -88,7 +95,7 @@ def main(argv):
               flush=True)
     load = os.getloadavg()[0]
 
-    rows = []
+    rows, figures = [], []
     standard = np.median(seconds["standard"][1:])
     standard_flops = step_flops(built["standard"])
     for name, model in built.items():
@@ -100,6 +107,11 @@ def main(argv):
             prior_flops = 3 * _graph_flops(prior_pass.get_concrete_function().graph)
             k = configs[name][1]
         paper = PAPER.get(FLAGS.bench_model, {}).get(k)
+        figures.append({"prior": name, "num_components": k, "epoch_seconds": float(epoch_seconds),
+                        "epoch_seconds_p10_p90": [float(np.percentile(seconds[name][1:], p)) for p in (10, 90)],
+                        "time_ratio": float(epoch_seconds / standard), "paper_ratio": paper,
+                        "gflop_per_step": flops / 1e9, "pseudo_input_gflop_per_step": prior_flops / 1e9,
+                        "flop_ratio": flops / standard_flops})
         rows.append(f"| {FLAGS.bench_model} | {name} | {epoch_seconds:.2f} | "
                     f"{np.percentile(seconds[name][1:], 10):.2f}-{np.percentile(seconds[name][1:], 90):.2f} | "
                     f"{epoch_seconds / standard:.2f} | {'-' if paper is None else f'{paper:.1f}'} | "
@@ -110,6 +122,14 @@ def main(argv):
           "of it pseudo-inputs | FLOP ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if FLAGS.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json_out)), exist_ok=True)
+        with open(FLAGS.json_out, "w") as f:
+            json.dump({"model": FLAGS.bench_model, "date": datetime.date.today().isoformat(),
+                       "cpu": cli.describe_cpu(), "cores": os.cpu_count(),
+                       "load_average": [round(start_load, 1), round(load, 1)],
+                       "train_images": FLAGS.train_images, "validation_images": FLAGS.validation_images,
+                       "epochs_counted": FLAGS.bench_epochs - 1, "rows": figures}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,13 @@ import math
 import os
 import sys
 
+import numpy as np
 from scipy import stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS_MD = os.path.join(os.path.dirname(HERE), "RESULTS.md")
+PER_IMAGE = os.path.join(HERE, "per_image")
+VAMP_COST = os.path.join(HERE, "vamp_cost")
 
 # Published test log-likelihoods (nats) to set beside ours, each with its source as
 # ../shared/paper/published-results.md gives it. The paper's main text is not among this
@@ -104,10 +107,13 @@ def mean_sd(values):
 
 
 def welch(a, b):
-    """Mean of ``a`` minus mean of ``b`` and its Welch confidence interval."""
+    """Mean of ``a`` minus mean of ``b`` and its Welch confidence interval (of no width
+    when neither side varies, as active units can)."""
     (mean_a, sd_a), (mean_b, sd_b) = mean_sd(a), mean_sd(b)
     difference = mean_a - mean_b
     var_a, var_b = sd_a ** 2 / len(a), sd_b ** 2 / len(b)
+    if var_a + var_b == 0:
+        return difference, difference, difference
     se = math.sqrt(var_a + var_b)
     dof = (var_a + var_b) ** 2 / (var_a ** 2 / (len(a) - 1) + var_b ** 2 / (len(b) - 1))
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * se
@@ -118,9 +124,9 @@ def log_likelihoods(members):
     return [r["test_log_likelihood"] for r in members]
 
 
-def fmt_mean_sd(values):
+def fmt_mean_sd(values, digits=2):
     mean, sd = mean_sd(values)
-    return f"{mean:.2f}" if math.isnan(sd) else f"{mean:.2f} ± {sd:.2f}"
+    return f"{mean:.{digits}f}" if math.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def name_of(key):
@@ -157,14 +163,20 @@ def fmt_run(run):
             else f"{run['test_log_likelihood']:.3f} ± {se:.3f}")
 
 
-def comparison(a, b, better_a, better_b):
-    """Cells comparing two groups of runs: ``A − B`` with its Welch interval, and a
-    verdict (a group of fewer than 2 runs cannot be tested)."""
-    if not a or not b or len(a) < 2 or len(b) < 2:
-        return "", f"{len(a or [])} vs {len(b or [])} runs: too few to test"
-    difference, low, high = welch(log_likelihoods(a), log_likelihoods(b))
+def welch_cells(a, b, better_a, better_b, digits=2):
+    """Cells comparing two lists of values (one a run): ``A − B`` with its Welch interval,
+    and a verdict (fewer than 2 values on a side cannot be tested)."""
+    if len(a) < 2 or len(b) < 2:
+        return "", f"{len(a)} vs {len(b)} runs: too few to test"
+    difference, low, high = welch(a, b)
     verdict = better_a if low > 0 else better_b if high < 0 else "no difference shown"
-    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]", f"{len(a)} vs {len(b)} runs: {verdict}"
+    return (f"{difference:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]",
+            f"{len(a)} vs {len(b)} runs: {verdict}")
+
+
+def comparison(a, b, better_a, better_b):
+    """``welch_cells`` of two groups of runs' test log-likelihoods (a group may be None)."""
+    return welch_cells(log_likelihoods(a or []), log_likelihoods(b or []), better_a, better_b)
 
 
 def cells(members):
@@ -238,6 +250,131 @@ def protocol_ablation_table(groups):
     return "\n".join(lines)
 
 
+def prior_pairs(groups, needs):
+    """The protocol's configurations (dataset, model, initialiser) with runs of both priors
+    that ``needs(run)``: ``(label, standard runs, VampPrior runs)``."""
+    for (dataset, model, prior, init, variant), standard in groups.items():
+        if prior != "standard" or variant:
+            continue
+        vamp = [r for r in groups.get((dataset, model, "vamp", init, ()), []) if needs(r)]
+        standard = [r for r in standard if needs(r)]
+        if standard and vamp:
+            yield f"{model}, {dataset}, {INITIALIZERS.get(init, init)}", standard, vamp
+
+
+def compare(a, b, better_a, better_b, digits=2):
+    """``a`` against ``b`` (values, one a run): mean ± sd of each, A − B with its Welch
+    interval and a verdict, or the one-run difference marked untested."""
+    cells = [fmt_mean_sd(a, digits), fmt_mean_sd(b, digits)]
+    if min(len(a), len(b)) < 2:
+        difference = mean_sd(a)[0] - mean_sd(b)[0]
+        return cells + [f"{difference:+.{digits}f} (not tested)",
+                        f"{len(a)} vs {len(b)} runs: too few to test"]
+    return cells + list(welch_cells(a, b, better_a, better_b, digits))
+
+
+def posterior_variance_table(groups):
+    """Supplementary 8.3: per latent layer, the mean posterior variance and the active units
+    (``diagnostics`` of ``results.json``), VampPrior (A) against standard (B)."""
+    lines = ["| model, dataset, initialiser, layer | statistic | VampPrior (A) | standard (B) "
+             "| A − B, 95% Welch CI | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    for label, standard, vamp in prior_pairs(groups, lambda r: "diagnostics" in r):
+        for layer in vamp[0]["diagnostics"]["layers"]:
+            for statistic, name, digits in (("mean_posterior_variance", "mean posterior variance", 3),
+                                            ("active_units", "active units", 1)):
+                a = [r["diagnostics"]["layers"][layer][statistic] for r in vamp]
+                b = [r["diagnostics"]["layers"][layer][statistic] for r in standard]
+                lines.append(f"| {label}, {layer} | {name} | " + " | ".join(
+                    compare(a, b, "VampPrior larger", "standard larger", digits)) + " |")
+    if len(lines) == 2:
+        lines.append("| no configuration has runs of both priors with diagnostics yet | | | | | |")
+    return "\n".join(lines)
+
+
+def per_image_log_likelihoods(run, directory=PER_IMAGE):
+    """A run's per-image test log-likelihoods (``results/per_image/NAME.npz``), or None."""
+    path = os.path.join(directory, os.path.splitext(run["file"])[0] + ".npz")
+    if not os.path.exists(path):
+        return None
+    with np.load(path) as values:
+        return values["log_likelihood"].astype(np.float64)
+
+
+def wilson(successes, total, confidence=CONFIDENCE):
+    """The Wilson score interval of a proportion."""
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return centre - half, centre + half
+
+
+def tails_table(groups, directory=PER_IMAGE):
+    """Supplementary 8.4.3: the lower tail of the per-image test log-likelihoods, VampPrior (A)
+    against standard (B): the 1% and 5% quantiles (over seeds), and the share of test images
+    below the standard prior's 5% quantile (the mean of its runs' 5% quantiles; a "hard
+    example"), over seeds and, all runs' images pooled, with its Wilson interval over images."""
+    lines = ["| model, dataset, initialiser | statistic | VampPrior (A) | standard (B) "
+             "| A − B, 95% Welch CI | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    loaded = {}
+
+    def has_values(run):
+        loaded[run["file"]] = per_image_log_likelihoods(run, directory)
+        return loaded[run["file"]] is not None
+
+    for label, standard, vamp in prior_pairs(groups, has_values):
+        a_values = [loaded[r["file"]] for r in vamp]
+        b_values = [loaded[r["file"]] for r in standard]
+        for q in (1, 5):
+            a = [float(np.quantile(v, q / 100)) for v in a_values]
+            b = [float(np.quantile(v, q / 100)) for v in b_values]
+            lines.append(f"| {label} | {q}% quantile (nats) | "
+                         + " | ".join(compare(a, b, "VampPrior higher", "standard higher")) + " |")
+        threshold = mean_sd([float(np.quantile(v, 0.05)) for v in b_values])[0]
+        a = [100 * float(np.mean(v < threshold)) for v in a_values]
+        b = [100 * float(np.mean(v < threshold)) for v in b_values]
+        lines.append(f"| {label} | % of test images below {threshold:.2f} | "
+                     + " | ".join(compare(a, b, "more with VampPrior", "fewer with VampPrior")) + " |")
+        pooled = []
+        for values in (a_values, b_values):
+            below, total = sum(int(np.sum(v < threshold)) for v in values), sum(v.size for v in values)
+            low, high = wilson(below, total)
+            pooled.append(f"{100 * below / total:.2f} [{100 * low:.2f}, {100 * high:.2f}] of {total}")
+        lines.append(f"| {label} | the same, images pooled (95% Wilson) | {pooled[0]} | {pooled[1]} | | |")
+    if len(lines) == 2:
+        lines.append("| no configuration has per-image values of both priors yet | | | | | |")
+    return "\n".join(lines)
+
+
+def load_vamp_cost(directory=VAMP_COST):
+    """``bench/vamp_cost.py --json_out`` figures (``results/vamp_cost/*.json``), one a model."""
+    measured = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        with open(path) as f:
+            measured.append(dict(json.load(f), file=os.path.basename(path)))
+    order = ("vae", "hvae", "convhvae", "pixelhvae")
+    return sorted(measured, key=lambda m: order.index(m["model"]) if m["model"] in order else len(order))
+
+
+def vamp_cost_table(measured):
+    """Supplementary 8.4.2: each model's epoch time with the VampPrior over the standard
+    prior's, measured in one run, beside the paper's ratio and the FLOP ratio."""
+    lines = ["| model | prior | s/epoch (p10-p90) | time ratio | paper's ratio (GPU) | GFLOP/step "
+             "| of it the pseudo-inputs | FLOP ratio | CPU, load average (start, end), date |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for m in measured:
+        for row in m["rows"]:
+            low, high = row["epoch_seconds_p10_p90"]
+            paper = "-" if row["paper_ratio"] is None else f"{row['paper_ratio']:.1f}"
+            lines.append(f"| {m['model']} | {row['prior']} | {row['epoch_seconds']:.2f} ({low:.2f}-{high:.2f}) "
+                         f"| {row['time_ratio']:.2f} | {paper} | {row['gflop_per_step']:.1f} "
+                         f"| {row['pseudo_input_gflop_per_step']:.1f} | {row['flop_ratio']:.2f} "
+                         f"| {m['cpu']}, {m['load_average'][0]}-{m['load_average'][1]}, {m['date']} |")
+    if not measured:
+        lines.append("| none measured | | | | | | | | |")
+    return "\n".join(lines)
+
+
 def unfinished_table(entries):
     """Each unfinished run: how far it got, and the command that resumes it."""
     lines = ["| run | epochs completed (limit) | best validation loss (epoch) "
@@ -280,7 +417,8 @@ def projection_table(timings):
 
 
 TABLES = {"results-table": results_table, "claims-table": claims_table,
-          "ablation-table": ablation_table, "protocol-ablation-table": protocol_ablation_table}
+          "ablation-table": ablation_table, "protocol-ablation-table": protocol_ablation_table,
+          "posterior-variance-table": posterior_variance_table, "tails-table": tails_table}
 
 
 def render(text, runs, unfinished=None):
@@ -289,6 +427,7 @@ def render(text, runs, unfinished=None):
     groups = group(runs)
     tables = {marker: (lambda make=make: make(groups)) for marker, make in TABLES.items()}
     tables["projection-table"] = lambda: projection_table(load_timings())
+    tables["vamp-cost-table"] = lambda: vamp_cost_table(load_vamp_cost())
     tables["unfinished-table"] = lambda: unfinished_table(
         load_unfinished() if unfinished is None else unfinished)
     for marker, make in tables.items():

@@ -59,3 +59,4 @@ for config in ${RUNS:-caltech_vae_standard caltech_vae_vamp freyfaces_vae_standa
   done
 done
 python results/make_table.py
+python results/tail_figures.py

@@ -123,3 +123,68 @@ def test_a_runs_per_image_values_are_kept_compressed(tmp_path):
     with np.load(tmp_path / "kept" / "run.npz") as kept:
         assert sorted(kept.files) == sorted(keep_per_image.KEPT)
         np.testing.assert_array_equal(kept["log_likelihood"], values["log_likelihood"].astype(np.float32))
+
+
+def _diagnosed(seed, prior, z_variance, units):
+    return {"flags": {"dataset": "caltech", "model": "vae", "prior": prior, "seed": seed, "epochs": 2000,
+                      "kernel_initializer": "he_normal"},
+            "file": f"caltech_vae_{prior}_he_seed{seed}.json", "test_log_likelihood": -100.0,
+            "diagnostics": {"layers": {"z": {"mean_posterior_variance": z_variance,
+                                             "active_units": units}}}}
+
+
+def test_posterior_variances_and_active_units_are_compared_per_layer():
+    runs = [_diagnosed(0, "vamp", 0.30, 40), _diagnosed(1, "vamp", 0.32, 40), _diagnosed(2, "vamp", 0.31, 40),
+            _diagnosed(0, "standard", 0.10, 40), _diagnosed(1, "standard", 0.12, 40),
+            _diagnosed(2, "standard", 0.11, 40)]
+    rows = make_table.posterior_variance_table(make_table.group(runs)).splitlines()[2:]
+    variance, units = rows
+    assert variance.startswith("| vae, caltech, He, z | mean posterior variance | 0.310 ± 0.010 | 0.110 ± 0.010")
+    assert "+0.200 [" in variance and "3 vs 3 runs: VampPrior larger" in variance
+    assert "+0.0 [+0.0, +0.0]" in units and "no difference shown" in units  # nothing varies: no width
+    one = make_table.posterior_variance_table(make_table.group(runs[:1] + runs[3:]))
+    assert "+0.190 (not tested)" in one and "1 vs 3 runs: too few to test" in one
+
+
+def test_the_lower_tails_are_read_from_the_per_image_files(tmp_path):
+    rng = np.random.default_rng(0)
+    values = {}
+    for seed in (0, 1):
+        values["standard", seed] = rng.normal(-100, 10, 2000)
+        values["vamp", seed] = rng.normal(-100, 5, 2000)  # a thinner tail: fewer hard examples
+    runs = []
+    for (prior, seed), v in values.items():
+        run = _diagnosed(seed, prior, 0.1, 40)
+        runs.append(run)
+        np.savez_compressed(tmp_path / run["file"].replace(".json", ".npz"), log_likelihood=v.astype(np.float32))
+    runs.append(dict(_diagnosed(2, "vamp", 0.1, 40)))  # no per-image file: left out
+    rows = make_table.tails_table(make_table.group(runs), directory=str(tmp_path)).splitlines()[2:]
+    q1, q5, share, pooled = rows
+    stored = {key: v.astype(np.float32).astype(np.float64) for key, v in values.items()}
+    vamp_q5 = [np.quantile(stored["vamp", s], 0.05) for s in (0, 1)]
+    assert f"| {np.mean(vamp_q5):.2f} ± {np.std(vamp_q5, ddof=1):.2f} |" in q5
+    assert "2 vs 2 runs" in q1 and "VampPrior higher" in q5
+    threshold = np.mean([np.quantile(stored["standard", s], 0.05) for s in (0, 1)])
+    assert f"below {threshold:.2f}" in share and "fewer with VampPrior" in share
+    below = sum(int(np.sum(stored["vamp", s] < threshold)) for s in (0, 1))
+    assert pooled.split(" | ")[2].startswith(f"{100 * below / 4000:.2f} [")
+
+
+def test_the_wilson_interval_agrees_with_scipy():
+    low, high = make_table.wilson(30, 200)
+    interval = stats.binomtest(30, 200).proportion_ci(0.95, method="wilson")
+    np.testing.assert_allclose([low, high], [interval.low, interval.high], rtol=1e-9)
+
+
+def test_the_vamp_cost_table_shows_each_measured_row():
+    measured = [{"model": "hvae", "cpu": "Xeon (avx512: avx512f)", "load_average": [1.2, 1.9], "date": "2026-12-06",
+                 "rows": [{"prior": "standard", "num_components": None, "epoch_seconds": 1.0,
+                           "epoch_seconds_p10_p90": [0.9, 1.1], "time_ratio": 1.0, "paper_ratio": None,
+                           "gflop_per_step": 1.454, "pseudo_input_gflop_per_step": 0.0, "flop_ratio": 1.0},
+                          {"prior": "vamp K=500", "num_components": 500, "epoch_seconds": 1.9,
+                           "epoch_seconds_p10_p90": [1.8, 2.0], "time_ratio": 1.9, "paper_ratio": 1.4,
+                           "gflop_per_step": 3.502, "pseudo_input_gflop_per_step": 2.023, "flop_ratio": 2.41}]}]
+    rows = make_table.vamp_cost_table(measured).splitlines()[2:]
+    assert rows[1] == ("| hvae | vamp K=500 | 1.90 (1.80-2.00) | 1.90 | 1.4 | 3.5 | 2.0 | 2.41 "
+                       "| Xeon (avx512: avx512f), 1.2-1.9, 2026-12-06 |")
+    assert "| - |" in rows[0]
