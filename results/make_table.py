@@ -136,7 +136,7 @@ def name_of(key):
 
 def results_table(groups):
     columns = ("configuration", "runs", "test LL (IS, S=5000 unless named) mean ± sd", "test ELBO mean ± sd",
-               "each run's test LL ± MC error (seed)", "published LL (source)", "epochs (best)")
+               "each run's test LL ± MC error, IS bias (seed)", "published LL (source)", "epochs (best)")
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     cited = []
     for key, members in groups.items():
@@ -155,12 +155,23 @@ def results_table(groups):
     return "\n".join(lines)
 
 
-def fmt_run(run):
-    """A run's test log-likelihood, with its Monte Carlo standard error where the run's
-    evaluation recorded one (evaluations before issue 26 did not)."""
+def fmt_run(run, directory=PER_IMAGE):
+    """A run's test log-likelihood, with its Monte Carlo standard error and the estimate's
+    bias (the delta method, ``-se_i^2 / 2`` per image, averaged) where the run's evaluation
+    recorded them: the bias from ``test_log_likelihood_bias``, or else from the per-image
+    standard errors kept in ``results/per_image/`` (evaluations before issue 26 recorded
+    neither)."""
     se = run.get("test_log_likelihood_se")
-    return (f"{run['test_log_likelihood']:.2f}" if se is None
-            else f"{run['test_log_likelihood']:.3f} ± {se:.3f}")
+    if se is None:
+        return f"{run['test_log_likelihood']:.2f}"
+    bias = run.get("test_log_likelihood_bias")
+    path = os.path.join(directory, os.path.splitext(run["file"])[0] + ".npz")
+    if bias is None and os.path.exists(path):
+        with np.load(path) as values:
+            if "log_likelihood_se" in values.files:
+                bias = float(np.mean(-values["log_likelihood_se"].astype(np.float64) ** 2 / 2))
+    text = f"{run['test_log_likelihood']:.3f} ± {se:.3f}"
+    return text if bias is None else f"{text}, bias {bias:.3f}"
 
 
 def welch_cells(a, b, better_a, better_b, digits=2):
