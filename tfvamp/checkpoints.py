@@ -1,13 +1,14 @@
 """Reading the checkpoints ``tfvamp.callbacks.TrainingCheckpoint`` writes.
 
 A run's checkpoint directory holds ``state/epoch-N`` (the full training
-state of the last epochs) and ``best/epoch-N`` (the state of the best
+state of the last 2 epochs) and ``best/epoch-N`` (the state of the best
 validation epoch N); a model's variables are read back from either::
 
     best_epoch = saved_best_epoch(directory)
     restore_best_weights(model.variables, best_checkpoint_path(directory, best_epoch))
 """
 import os
+import re
 
 import tensorflow as tf
 
@@ -30,3 +31,30 @@ def saved_best_epoch(directory):
     if path is None:
         return 0
     return int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def state_checkpoints(directory):
+    """The state checkpoints (paths) ``directory/state`` records, newest first."""
+    state = tf.train.get_checkpoint_state(os.path.join(directory, "state"))
+    if state is None:
+        return []
+    return [os.path.join(directory, "state", os.path.basename(path))
+            for path in reversed(state.all_model_checkpoint_paths)]
+
+
+# The messages TensorFlow's reader gives for a checkpoint's files that are cut
+# short, overwritten or missing (it raises a plain OpError for several of them).
+_UNREADABLE = re.compile(r"Read less bytes|not an sstable|corrupt|checksum|truncated|"
+                         r"No such file|Unable to open table file|Data loss", re.IGNORECASE)
+
+
+def is_unreadable(error):
+    """Whether ``error``, raised restoring a checkpoint, says its files are
+    truncated, corrupt or missing (rather than of another model, or not
+    readable for want of permission)."""
+    if isinstance(error, (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError)):
+        return True
+    if isinstance(error, (IndexError, tf.errors.OpError)):
+        return not isinstance(error, tf.errors.PermissionDeniedError) and bool(
+            _UNREADABLE.search(str(error)))
+    return False

@@ -20,7 +20,10 @@ def checkpoint_error(error, output_dir):
     """What ``error``, raised restoring a checkpoint of ``output_dir``, means
     for the user: ``RunMismatchError`` (another model's variables than its
     ``config.json`` describes) or ``CheckpointError`` (truncated or corrupt
-    files); ``None`` for any other error."""
+    files: ``trainers.train`` raises it only when no kept state is whole);
+    ``None`` for any other error."""
+    from tfvamp.checkpoints import is_unreadable  # TensorFlow: imported once a checkpoint was read
+
     text = str(error).strip()
     first = text.splitlines()[0][:200] if text else type(error).__name__
     if (isinstance(error, ValueError) and "when attempting to restore variable" in text
@@ -29,8 +32,7 @@ def checkpoint_error(error, output_dir):
             f"the checkpoints in {output_dir} do not fit the model its config.json describes "
             f"({first}): they are another model's. Use the config.json that came with them, or "
             "another --output_dir.")
-    if (isinstance(error, IndexError) and "Read less bytes" in text
-            or type(error).__name__ in ("DataLossError", "OutOfRangeError")):
+    if is_unreadable(error):
         return CheckpointError(
             f"the checkpoint files in {checkpoint_dir(output_dir)} are truncated or corrupt "
             f"({first}): restore them from a copy, or start afresh with another --output_dir.")

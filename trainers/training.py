@@ -221,9 +221,13 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
         _say("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16 here: expect "
              "steps many times slower than with --precision=float32 (a convhvae step measured "
              "16x slower, bench/README.md).")
-    if initial_epoch:
-        _say(f"Resuming {output_dir} after epoch {initial_epoch} "
-             f"(best validation loss {early_stopping.best:.3f} at epoch {early_stopping.best_epoch})")
+    best = f"best validation loss {early_stopping.best:.3f} at epoch {early_stopping.best_epoch}"
+    if checkpoint.skipped:
+        _say(f"{skipped_checkpoints_text(checkpoint.skipped)}: resuming {output_dir} after epoch "
+             f"{initial_epoch}, the newest whole checkpoint ({best}); the epochs after it are "
+             "trained again.")
+    elif initial_epoch:
+        _say(f"Resuming {output_dir} after epoch {initial_epoch} ({best})")
     start = time.perf_counter()
     if not trainer.done:
         trainer.fit(callbacks)
@@ -265,6 +269,15 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     if os.path.exists(partial_evaluation_path(output_dir)):  # results.json holds it all now
         os.remove(partial_evaluation_path(output_dir))
     return results
+
+
+def skipped_checkpoints_text(skipped):
+    """What ``TrainingCheckpoint.restore`` skipped (``skipped``): which
+    states are truncated or corrupt, and the first error's first line."""
+    names = ", ".join(os.path.abspath(path) for path, _ in skipped)
+    error = skipped[0][1]
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return f"The latest checkpoint {names} is truncated or corrupt ({first})"
 
 
 def prior_statistics(trainer, output_dir):
