@@ -300,6 +300,36 @@ def test_ctrl_c_stops_with_a_resume_line_and_the_resumed_run_ends_as_an_uninterr
     _interrupt_resume_and_compare(contested_run, tmp_path / "run", signal.SIGINT)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_an_evaluation_acts_within_seconds_keeping_the_images_done(contested_run, signum):
+    output_dir = contested_run[0]
+    args = ("trainers.evaluate", f"--output_dir={output_dir}", "--eval_samples=5000", f"--seed={signum}")
+    process = start(*args)
+    try:
+        lines = _read_until(process, "Evaluating on", timeout=120)
+        assert any("Evaluating on" in line for line in lines), "".join(lines)
+        time.sleep(8)  # into the evaluation, past its first steps
+        process.send_signal(signum)
+        sent = time.monotonic()
+        err = process.stderr.read()
+        process.wait(60)
+        seconds = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], err[-3000:]
+    assert seconds < 8, seconds
+    partial = output_dir / "evaluations" / f"in-progress-S5000-seed{int(signum)}.npz"
+    (line,) = err.strip().splitlines()
+    kept = len(np.load(partial)["log_likelihood"])
+    assert 0 < kept < 2307
+    name = signal.Signals(signum).name
+    assert line == (f"Interrupted by {name} during the test evaluation; {kept} of 2307 images are kept "
+                    f"in {partial}. To go on from there: python -m {' '.join(args)}")
+    assert not (output_dir / run_lock.LOCK_FILE).exists()
+    partial.unlink()
+
+
 def test_a_failed_json_or_array_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
     write_json_atomic(str(path), {"test_log_likelihood": -100.0})
