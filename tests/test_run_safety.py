@@ -467,7 +467,7 @@ def _damage(prefix, how):
 @pytest.mark.parametrize("how", ["truncated_data", "truncated_index", "missing_data"])
 def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_whole_one(tmp_path, how):
     from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
-    from tfvamp.checkpoints import restore_best_weights
+    from tfvamp.checkpoints import restore_best_weights, restore_newest_best_weights
     from trainers.errors import CheckpointError, checkpoint_error
 
     # Best epochs 1, 1, 3: the state of epoch 2 (kept beside 3's) records epoch 1 as its best.
@@ -489,6 +489,11 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_whole_one(tmp_pa
     assert not (tmp_path / "state" / "epoch-4_temp").exists()
     best = _tiny_model()
     restore_best_weights(best.variables, checkpoint.best_checkpoint_path())  # epoch 1's, kept
+    for ours, expected in zip(best.variables, values[0]):
+        np.testing.assert_array_equal(np.asarray(ours), expected)
+    best = _tiny_model()  # as trainers.evaluate reads them
+    best_epoch, skipped = restore_newest_best_weights(best.variables, str(tmp_path))
+    assert best_epoch == 1 and [os.path.basename(path) for path, _ in skipped] == ["epoch-3"]
     for ours, expected in zip(best.variables, values[0]):
         np.testing.assert_array_equal(np.asarray(ours), expected)
 

@@ -6,6 +6,10 @@ validation epoch N); a model's variables are read back from either::
 
     best_epoch = saved_best_epoch(directory)
     restore_best_weights(model.variables, best_checkpoint_path(directory, best_epoch))
+
+or, passing over a latest state whose files are truncated or corrupt::
+
+    best_epoch, skipped = restore_newest_best_weights(model.variables, directory)
 """
 import os
 import re
@@ -31,6 +35,28 @@ def saved_best_epoch(directory):
     if path is None:
         return 0
     return int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def restore_newest_best_weights(model_variables, directory):
+    """Loads into ``model_variables`` the best weights recorded by the newest
+    state in ``directory`` whose state and best files are whole; returns
+    ``(best_epoch, skipped)``, ``skipped`` the ``(path, error)`` of the newer
+    states passed over for truncated, corrupt or missing files
+    (``is_unreadable``), newest first. ``(0, [])`` where no epoch is saved;
+    if none is whole, the newest one's error is raised."""
+    skipped = []
+    for path in state_checkpoints(directory):
+        try:
+            best_epoch = int(tf.train.load_variable(path, "trainer/best_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+            restore_best_weights(model_variables, best_checkpoint_path(directory, best_epoch))
+            return best_epoch, skipped
+        except (IndexError, tf.errors.OpError) as error:
+            if not is_unreadable(error):
+                raise
+            skipped.append((path, error))
+    if skipped:
+        raise skipped[0][1]
+    return 0, []
 
 
 def state_checkpoints(directory):

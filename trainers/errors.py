@@ -1,6 +1,8 @@
 """The errors of a run the user can act on, each with a message saying how:
 a flag that does not fit, a run directory holding another model's run, and
-truncated or corrupt checkpoint files."""
+truncated or corrupt checkpoint files (and the line for those passed over)."""
+import os
+
 from trainers.run_files import checkpoint_dir
 
 
@@ -37,3 +39,14 @@ def checkpoint_error(error, output_dir):
             f"the checkpoint files in {checkpoint_dir(output_dir)} are truncated or corrupt "
             f"({first}): restore them from a copy, or start afresh with another --output_dir.")
     return None
+
+
+def skipped_checkpoints_text(skipped):
+    """The states ``TrainingCheckpoint.restore`` or
+    ``tfvamp.checkpoints.restore_newest_best_weights`` passed over
+    (``skipped``, ``(path, error)``), as the start of a line: which are
+    truncated or corrupt, and the first error's first line."""
+    names = ", ".join(os.path.abspath(path) for path, _ in skipped)
+    error = skipped[0][1]
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return f"The latest checkpoint {names} is truncated or corrupt ({first})"

@@ -24,7 +24,7 @@ from tfvamp.errors import NonFiniteLossError
 from tfvamp.optimizers import AdamNormGrad
 from trainers import cli, run_evaluation
 from trainers.atomic_files import keep_copy, write_file_atomic, write_json_atomic, write_npz_atomic
-from trainers.errors import checkpoint_error
+from trainers.errors import checkpoint_error, skipped_checkpoints_text
 from trainers.progress import ProgressLine
 from trainers.reports import weights_fingerprint
 from trainers.run_config import RunConfig
@@ -269,15 +269,6 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
     if os.path.exists(partial_evaluation_path(output_dir)):  # results.json holds it all now
         os.remove(partial_evaluation_path(output_dir))
     return results
-
-
-def skipped_checkpoints_text(skipped):
-    """What ``TrainingCheckpoint.restore`` skipped (``skipped``): which
-    states are truncated or corrupt, and the first error's first line."""
-    names = ", ".join(os.path.abspath(path) for path, _ in skipped)
-    error = skipped[0][1]
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-    return f"The latest checkpoint {names} is truncated or corrupt ({first})"
 
 
 def prior_statistics(trainer, output_dir):
