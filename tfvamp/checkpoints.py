@@ -60,12 +60,15 @@ def restore_newest_best_weights(model_variables, directory):
 
 
 def state_checkpoints(directory):
-    """The state checkpoints (paths) ``directory/state`` records, newest first."""
+    """The state checkpoints (paths) ``directory/state`` records, newest
+    (its ``model_checkpoint_path``) first; a ``checkpoint`` file naming only
+    that one (written by hand, or by ``results/record_progress.py``) gives it alone."""
     state = tf.train.get_checkpoint_state(os.path.join(directory, "state"))
     if state is None:
         return []
-    return [os.path.join(directory, "state", os.path.basename(path))
-            for path in reversed(state.all_model_checkpoint_paths)]
+    names = [os.path.basename(path) for path in
+             [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)]]
+    return [os.path.join(directory, "state", name) for name in dict.fromkeys(names)]
 
 
 # The messages TensorFlow's reader gives for a checkpoint's files that are cut
