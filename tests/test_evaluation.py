@@ -7,6 +7,7 @@ Logical CPU devices must be set up before TensorFlow initialises, so the
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -86,7 +87,9 @@ def test_estimates_do_not_depend_on_batch_size_or_resume_and_settings_never_mix(
     resumed = evaluation.evaluate(model, images, 30, batch_size=4, seed=1,
                                   resume={k: whole[k][:9] + 0 for k in evaluation.PER_IMAGE},
                                   on_batch=lambda done: seen.append(len(done["log_likelihood"])))
-    assert seen == [13, 17, 21, 25]  # continued after the 9 images given
+    # Continued after the 9 images given, in steps of at most batch_size images (fewer at first).
+    steps = np.diff([9] + seen)
+    assert seen[-1] == 25 and np.all(steps >= 1) and np.all(steps <= 4), seen
     for name in evaluation.PER_IMAGE:
         np.testing.assert_allclose(resumed[name], whole[name], rtol=1e-6)
     other_seed = evaluation.evaluate(model, images, 30, seed=2)
@@ -113,6 +116,64 @@ def test_estimates_do_not_depend_on_batch_size_or_resume_and_settings_never_mix(
     assert lines[-1].startswith("Resuming the test evaluation after 10 of 25 images")
     np.testing.assert_allclose(result["log_likelihood"], whole["log_likelihood"], rtol=1e-6)
     assert len(np.load(partial)["log_likelihood"]) == 25
+
+
+def test_steps_split_images_into_chunks_of_samples_and_a_stop_between_them_keeps_the_finished_images():
+    """With steps shorter than any image takes, every step is one chunk of one
+    image's samples: the values are those of whole images, and an exception of
+    ``between_steps`` (a stop request) ends the evaluation between two chunks,
+    after the last ``on_batch``, from which it resumes to the same values."""
+    import tensorflow as tf
+
+    from tfvamp import evaluation
+
+    model, images = _tiny_model_and_images(5)
+    whole = evaluation.make_step(model, 50, 20)(tf.constant(images), tf.range(5), tf.constant([0, 1]))
+    calls, kept = [], []
+
+    class Stop(Exception):
+        pass
+
+    def between_steps():
+        calls.append(len(kept[-1]["elbo"]) if kept else 0)
+        if len(calls) == 8:
+            raise Stop
+
+    with pytest.raises(Stop):
+        evaluation.evaluate(model, images, 50, chunk_size=20, seed=1, step_seconds=1e-9,
+                            between_steps=between_steps, on_batch=lambda done: kept.append(done))
+    # 50 samples in 3 chunks of 17 (one dropped): a step per chunk, 3 steps an image.
+    assert calls == [0, 0, 0, 1, 1, 1, 2, 2]
+    resumed = evaluation.evaluate(model, images, 50, chunk_size=20, seed=1, resume=kept[-1])
+    for i, name in enumerate(evaluation.PER_IMAGE):
+        np.testing.assert_array_equal(resumed[name], np.asarray(whole)[:, i])
+
+
+def test_an_interrupt_stops_a_run_evaluation_between_steps_saying_what_is_kept(tmp_path, monkeypatch):
+    from tfvamp import evaluation
+    from trainers import cli, run_evaluation
+
+    model, images = _tiny_model_and_images(6)
+    checks = []
+
+    def pending():  # SIGTERM arrives during the fourth step
+        checks.append(None)
+        return signal.SIGTERM if len(checks) > 4 else None
+
+    monkeypatch.setattr(cli, "pending_interrupt", pending)
+    monkeypatch.setattr(sys, "argv", ["trainers/evaluate.py", "--output_dir=runs/a"])
+    partial = tmp_path / "partial.npz"
+    settings = {"eval_samples": 20, "eval_seed": 1, "eval_chunk_size": 1000, "test_images": 6}
+    real_evaluate = evaluation.evaluate
+    monkeypatch.setattr(evaluation, "evaluate", lambda *args, **kwargs: real_evaluate(
+        *args, **kwargs, step_seconds=1e-9))  # a step per image
+    with pytest.raises(cli.Interrupted) as interrupted:
+        run_evaluation.evaluate_resumably(model, images, settings, str(partial), None, True, 6)
+    assert str(interrupted.value) == (
+        f"Interrupted by SIGTERM during the test evaluation; 4 of 6 images are kept in {partial}. "
+        "To go on from there: python -m trainers.evaluate --output_dir=runs/a")
+    assert interrupted.value.exit_code == 143
+    assert len(np.load(partial)["log_likelihood"]) == 4
 
 
 def per_image_on_1_and_2_logical_cpus():

@@ -497,6 +497,81 @@ def test_values_outside_the_likelihoods_support_stop_training_naming_the_batch()
         model.log_likelihood(nan)
 
 
+def _batches(images, batch_size=10):
+    """A Python generator of ``(images,)`` batches, as Keras takes them."""
+    for start in range(0, len(images), batch_size):
+        yield (images[start:start + batch_size],)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, images, batch_size=10):
+        super().__init__()
+        self.images, self.batch_size = images, batch_size
+        self.taken = []
+
+    def __len__(self):
+        return len(self.images) // self.batch_size
+
+    def __getitem__(self, index):
+        self.taken.append(index)
+        return (self.images[index * self.batch_size:(index + 1) * self.batch_size],)
+
+
+def test_a_generator_is_checked_batch_by_batch_and_trained_on_the_batches_before_a_bad_one():
+    images = binary_images(60)
+    bad = images.copy()
+    bad[37, 2, 3, 0] = np.nan
+    keras.utils.set_random_seed(1)
+    model = small_image_model()
+    with pytest.raises(tfvamp.NonFiniteInputError, match=r"^The training data has a NaN or infinity in "
+                       r"batch 4 of the generator \(counted from 1 over all epochs\), row 7 of it "
+                       r"\(1 bad row in it\); training stopped before that batch$"):
+        model.fit(_batches(bad), verbose=0)
+    # Trained on the 3 good batches, as a model given only them: none was taken beforehand.
+    keras.utils.set_random_seed(1)
+    good = small_image_model()
+    good.fit(_batches(images[:30]), verbose=0)
+    assert model.optimizer.iterations.numpy() == good.optimizer.iterations.numpy()
+    for variable, expected in zip(model.trainable_variables, good.trainable_variables):
+        np.testing.assert_array_equal(np.asarray(variable), np.asarray(expected))
+
+
+def test_a_py_dataset_is_checked_batch_by_batch_in_fit_and_evaluate():
+    scaled = binary_images(60)
+    scaled[45] *= 255
+    keras.utils.set_random_seed(1)
+    model = small_image_model()
+    with pytest.raises(ValueError, match=r"^The training data has values outside \[0, 1\] \(the bernoulli "
+                       r"likelihood's values\) in the PyDataset's batch at index 4, row 5 of it \(1 bad row "
+                       r"in it\); training stopped before that batch \(the batch spans \[0, 255\]\): "
+                       r"images of 0-255\? divide them by 255$"):
+        model.fit(_Batches(scaled), shuffle=False, verbose=0)
+    keras.utils.set_random_seed(1)
+    good = small_image_model()
+    good.fit(_Batches(scaled[:40]), shuffle=False, verbose=0)
+    for variable, expected in zip(model.trainable_variables, good.trainable_variables):
+        np.testing.assert_array_equal(np.asarray(variable), np.asarray(expected))
+    with pytest.raises(ValueError, match=r"^The data has values outside \[0, 1\] .* in the PyDataset's "
+                       r"batch at index 4, .*evaluation stopped before that batch"):
+        model.evaluate(_Batches(scaled), verbose=0)
+
+
+def test_generators_of_the_wrong_shape_are_one_error_and_good_batches_are_all_trained_on():
+    images = binary_images(60)
+    model = small_image_model()
+    message = (r"has the wrong shape in batch 1 of the generator.*: vae takes inputs of shape "
+               r"\[batch, \*input_shape\] = \(None, 8, 8, 1\); got shape \(10, 8, 8\)")
+    with pytest.raises(ValueError, match="^The training data " + message):
+        model.fit(_batches(images[..., 0]), verbose=0)
+    with pytest.raises(ValueError, match="^The data " + message):
+        model.evaluate(_batches(images[..., 0]), verbose=0)
+
+    dataset = _Batches(images)  # good data: every batch trained on once per epoch
+    model.fit(dataset, epochs=2, verbose=0)
+    assert model.optimizer.iterations.numpy() == 12
+    assert sorted(set(dataset.taken)) == list(range(6))
+
+
 def test_a_dataset_of_dicts_gets_one_clear_error():
     model = small_image_model()
     examples = tf.data.Dataset.from_tensor_slices({"image": binary_images(20), "label": np.zeros(20)})

@@ -147,7 +147,7 @@ def test_an_output_dir_without_write_permission_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_full_disk_during_training_is_one_line_and_keeps_what_was_written(tmp_path):
+def test_a_full_disk_during_training_is_one_line_keeps_what_was_written_and_is_cleaned_up(tmp_path):
     def small_files():  # every file beyond 64 KiB is refused, as by a full disk
         _default_sigint()
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))
@@ -158,6 +158,10 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_what_was_written(tmp_
     assert "File too large" in line
     assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 1
     assert not list((tmp_path / "run").rglob("*.tmp-*"))
+    assert list((tmp_path / "run" / "checkpoints" / "state").glob("epoch-1_temp"))  # TensorFlow's
+    completed = run("trainers.train", *TINY_FLAGS, "--epochs=1", f"--output_dir={tmp_path / 'run'}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert not list((tmp_path / "run" / "checkpoints").rglob("*_temp"))
 
 
 def test_evaluate_on_truncated_data_another_models_run_or_a_truncated_checkpoint_is_one_line(
@@ -296,6 +300,36 @@ def test_ctrl_c_stops_with_a_resume_line_and_the_resumed_run_ends_as_an_uninterr
     _interrupt_resume_and_compare(contested_run, tmp_path / "run", signal.SIGINT)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_an_evaluation_acts_within_seconds_keeping_the_images_done(contested_run, signum):
+    output_dir = contested_run[0]
+    args = ("trainers.evaluate", f"--output_dir={output_dir}", "--eval_samples=5000", f"--seed={signum}")
+    process = start(*args)
+    try:
+        lines = _read_until(process, "Evaluating on", timeout=120)
+        assert any("Evaluating on" in line for line in lines), "".join(lines)
+        time.sleep(8)  # into the evaluation, past its first steps
+        process.send_signal(signum)
+        sent = time.monotonic()
+        err = process.stderr.read()
+        process.wait(60)
+        seconds = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], err[-3000:]
+    assert seconds < 8, seconds
+    partial = output_dir / "evaluations" / f"in-progress-S5000-seed{int(signum)}.npz"
+    (line,) = err.strip().splitlines()
+    kept = len(np.load(partial)["log_likelihood"])
+    assert 0 < kept < 2307
+    name = signal.Signals(signum).name
+    assert line == (f"Interrupted by {name} during the test evaluation; {kept} of 2307 images are kept "
+                    f"in {partial}. To go on from there: python -m {' '.join(args)}")
+    assert not (output_dir / run_lock.LOCK_FILE).exists()
+    partial.unlink()
+
+
 def test_a_failed_json_or_array_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "results.json"
     write_json_atomic(str(path), {"test_log_likelihood": -100.0})
@@ -385,6 +419,116 @@ def test_a_failed_checkpoint_or_figure_write_keeps_the_previous_one(tmp_path):
     with _small_files(1024), pytest.raises(OSError):
         figures.plot_log_likelihood_histogram(np.linspace(-200, -90, 50), str(figure))
     assert figure.read_bytes() == png and os.listdir(figure.parent) == ["hist.png"]
+
+
+def _tiny_trained_checkpoints(directory, val_losses):
+    """A tiny model checkpointed by ``TrainingCheckpoint`` in ``directory``
+    after one epoch per validation loss of ``val_losses`` (its weights moved
+    each epoch); returns the model variables' values after every epoch."""
+    from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
+
+    model = _tiny_model()
+    early_stopping = PaperEarlyStopping(patience=5)
+    checkpoint = TrainingCheckpoint(str(directory), model, early_stopping)
+    for callback in (checkpoint, early_stopping):
+        callback.set_model(model)
+    values = []
+    for epoch, val_loss in enumerate(val_losses):
+        for variable in model.trainable_variables:
+            variable.assign(variable + 1.0)
+        early_stopping.on_epoch_end(epoch, {"val_loss": val_loss})
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+        values.append([np.asarray(v).copy() for v in model.variables])
+    return values
+
+
+def _tiny_model():
+    import keras
+
+    from tfvamp import models
+
+    model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
+                               hidden_units=4, num_components=3, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _damage(prefix, how):
+    data = f"{prefix}.data-00000-of-00001"
+    if how == "truncated_data":
+        os.truncate(data, os.path.getsize(data) // 2)
+    elif how == "truncated_index":
+        os.truncate(f"{prefix}.index", os.path.getsize(f"{prefix}.index") // 2)
+    else:
+        os.remove(data)
+
+
+@pytest.mark.parametrize("how", ["truncated_data", "truncated_index", "missing_data"])
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_whole_one(tmp_path, how):
+    from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
+    from tfvamp.checkpoints import restore_best_weights, restore_newest_best_weights
+    from trainers.errors import CheckpointError, checkpoint_error
+
+    # Best epochs 1, 1, 3: the state of epoch 2 (kept beside 3's) records epoch 1 as its best.
+    values = _tiny_trained_checkpoints(tmp_path, [3.0, 3.5, 2.0])
+    assert sorted(os.listdir(tmp_path / "best")) == sorted(
+        f"epoch-{n}.{ext}" for n in (1, 3) for ext in ("index", "data-00000-of-00001"))
+    _damage(str(tmp_path / "state" / "epoch-3"), how)
+    (tmp_path / "state" / "epoch-4_temp").mkdir()  # what a full disk leaves
+    (tmp_path / "state" / "epoch-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+
+    model = _tiny_model()
+    early_stopping = PaperEarlyStopping(patience=5)
+    checkpoint = TrainingCheckpoint(str(tmp_path), model, early_stopping)
+    assert checkpoint.restore() == 2
+    assert [os.path.basename(path) for path, _ in checkpoint.skipped] == ["epoch-3"]
+    assert early_stopping.best_epoch == 1 and [h["epoch"] for h in checkpoint.history] == [1, 2]
+    for ours, expected in zip(model.variables, values[1]):
+        np.testing.assert_array_equal(np.asarray(ours), expected)
+    assert not (tmp_path / "state" / "epoch-4_temp").exists()
+    best = _tiny_model()
+    restore_best_weights(best.variables, checkpoint.best_checkpoint_path())  # epoch 1's, kept
+    for ours, expected in zip(best.variables, values[0]):
+        np.testing.assert_array_equal(np.asarray(ours), expected)
+    best = _tiny_model()  # as trainers.evaluate reads them
+    best_epoch, skipped = restore_newest_best_weights(best.variables, str(tmp_path))
+    assert best_epoch == 1 and [os.path.basename(path) for path, _ in skipped] == ["epoch-3"]
+    for ours, expected in zip(best.variables, values[0]):
+        np.testing.assert_array_equal(np.asarray(ours), expected)
+
+    # Epoch 3 trained again replaces the damaged files; then it is the one restored.
+    for callback in (checkpoint, early_stopping):
+        callback.set_model(model)
+    early_stopping.on_epoch_end(2, {"val_loss": 2.5})
+    checkpoint.on_epoch_end(2, {"loss": 1.0, "val_loss": 2.5})
+    again = TrainingCheckpoint(str(tmp_path), _tiny_model(), PaperEarlyStopping(patience=5))
+    assert again.restore() == 3 and again.skipped == []
+
+    # With every kept state damaged there is nothing to fall back to: one clear error.
+    for epoch in (2, 3):
+        _damage(str(tmp_path / "state" / f"epoch-{epoch}"), how)
+    with pytest.raises(Exception) as raised:
+        TrainingCheckpoint(str(tmp_path), _tiny_model(), PaperEarlyStopping(patience=5)).restore()
+    error = checkpoint_error(raised.value, str(tmp_path))
+    assert isinstance(error, CheckpointError) and "truncated or corrupt" in str(error)
+
+
+@pytest.mark.slow
+def test_a_run_whose_latest_checkpoint_is_truncated_resumes_from_the_one_before(contested_run, tmp_path):
+    output_dir = tmp_path / "run"
+    first = run("trainers.train", *TINY_FLAGS, "--epochs=2", f"--output_dir={output_dir}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    _damage(str(output_dir / "checkpoints" / "state" / "epoch-2"), "truncated_data")
+    resumed = run("trainers.train", *TINY_FLAGS, "--replace_results", f"--output_dir={output_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (line,) = [line for line in resumed.stdout.splitlines() if "truncated or corrupt" in line]
+    assert line.startswith(f"The latest checkpoint {output_dir}/checkpoints/state/epoch-2 is truncated")
+    assert f"resuming {output_dir} after epoch 1, the newest whole checkpoint" in line
+    results = json.loads((output_dir / "results.json").read_text())
+    uninterrupted = json.loads((contested_run[0] / "results.json").read_text())
+    assert results["resumed_after_epoch"] == 1
+    assert results["last_weights_sha256"] == uninterrupted["last_weights_sha256"]
 
 
 def test_a_failed_export_leaves_no_version_and_the_previous_one_intact(tmp_path, monkeypatch):

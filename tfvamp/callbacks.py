@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvamp.checkpoints import best_checkpoint_path
+from tfvamp.checkpoints import best_checkpoint_path, is_unreadable, state_checkpoints
 from tfvamp.errors import NonFiniteLossError
 
 
@@ -153,15 +153,19 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     ``directory/state/epoch-N`` holds every model variable (weights, beta, the
     sampling seed), the optimizer's variables, the completed epochs, the
-    early-stopping state and the history (the last 2 kept);
+    early-stopping state and the history (the last 2 kept: the older one is
+    removed only once the newer one is written whole);
     ``directory/best/epoch-N`` is the state of the best validation epoch N,
     kept as hard links to its state files (a copy where links are not
-    supported), so keeping the best weights writes nothing more; its model
-    variables are read with ``tfvamp.checkpoints.restore_best_weights``. The state is written by
+    supported), so keeping the best weights writes nothing more; the best
+    epochs of both kept states are kept. Its model variables are read with
+    ``tfvamp.checkpoints.restore_best_weights``. The state is written by
     ``tf.train.CheckpointManager``: a checkpoint becomes visible only once
     complete, so a crash mid-write leaves the previous one intact. The best
     files appear data first, index last (each renamed into place); a crash
-    between the two is repaired by ``restore``.
+    between the two is repaired by ``restore``, which also falls back to the
+    previous state when the latest one's files are truncated or corrupt, and
+    removes the temporary files a failed write (a full disk) left behind.
 
     Variables are checkpointed as flat lists in the model's own order, so a
     checkpoint restores into a model built with the same flags.
@@ -173,6 +177,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.early_stopping = early_stopping
         self.guard = guard
         self.history = []
+        self.skipped = []
         self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._best = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self._best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -188,23 +193,50 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.model_variables = model_variables
 
     def restore(self, directory=None):
-        """Restores the latest state saved in ``directory`` (default: this
-        callback's own), if any; returns the completed epochs."""
-        path = tf.train.latest_checkpoint(os.path.join(directory or self.directory, "state"))
-        if path is None:
+        """Restores the newest whole state saved in ``directory`` (default:
+        this callback's own), if any; returns the completed epochs.
+
+        A newer state whose files are truncated, corrupt or missing
+        (``tfvamp.checkpoints.is_unreadable``) is skipped: ``skipped`` lists
+        them as ``(path, error)``, newest first. If no state is whole, the
+        error of the newest is raised; a state of another model raises at
+        once. Restoring from its own directory also removes what a failed
+        write left there (``state/*_temp/``, ``best/*.tmp``): only one
+        process writes a checkpoint directory.
+        """
+        directory = directory or self.directory
+        own = os.path.normpath(directory) == os.path.normpath(self.directory)
+        if own:
+            self._remove_temporaries()
+        self.skipped = []
+        for path in state_checkpoints(directory):
+            try:
+                self.state.checkpoint.restore(path).assert_existing_objects_matched()
+                break
+            except (IndexError, tf.errors.OpError) as error:
+                if not is_unreadable(error):
+                    raise
+                self.skipped.append((path, error))
+        else:
+            if self.skipped:
+                raise self.skipped[0][1]
             return 0
-        self.state.checkpoint.restore(path).assert_existing_objects_matched()
         self.early_stopping.best = float(self._best.numpy())
         self.early_stopping.best_epoch = int(self._best_epoch.numpy())
         self.early_stopping.wait = int(self._wait.numpy())
         self.history = json.loads(self._history.numpy().decode())
         epoch = int(self._epoch.numpy())
         best_epoch = self.early_stopping.best_epoch
-        own = os.path.normpath(directory or self.directory) == os.path.normpath(self.directory)
         if own and epoch == best_epoch and not tf.io.gfile.exists(self.best_checkpoint_path() + ".index"):
             # A crash came between saving the state and keeping it as the best.
             self._keep_as_best(path, best_epoch)
         return epoch
+
+    def _remove_temporaries(self):
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "state", "*_temp")):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "best", "*.tmp")):
+            os.remove(path)
 
     def best_checkpoint_path(self):
         """The checkpoint of the best epoch the restored/saved state knows of."""
@@ -213,6 +245,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.guard is not None and self.guard.failure is not None:
             return  # keep the last good checkpoint
+        previous_best = int(self._best_epoch.numpy())  # that of the state kept beside the new one
         self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
         self._epoch.assign(epoch + 1)
         self._best.assign(self.early_stopping.best)
@@ -223,6 +256,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         path = self.state.save(checkpoint_number=epoch + 1)
         if self.early_stopping.improved:
             self._keep_as_best(path, epoch + 1)
+        # The previous state's best stays: restore falls back to that state if this one is corrupt.
+        self._remove_bests_but(previous_best, self.early_stopping.best_epoch)
 
     def _keep_as_best(self, state_path, epoch):
         """Makes the state checkpoint ``state_path`` the best one, as ``best/epoch-<epoch>``."""
@@ -231,6 +266,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         sources = sorted(tf.io.gfile.glob(state_path + ".data-*")) + [state_path + ".index"]
         for source in sources:
             final = target + source[len(state_path):]
+            if os.path.exists(final) and os.path.samefile(source, final):
+                continue  # already its link (renaming a link onto itself would leave it behind)
             temporary = f"{final}.tmp"
             if os.path.exists(temporary):
                 os.remove(temporary)
@@ -239,9 +276,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             except OSError:
                 shutil.copyfile(source, temporary)
             os.replace(temporary, final)
-        for name in os.listdir(os.path.dirname(target)):
-            if not name.startswith(os.path.basename(target) + "."):
-                os.remove(os.path.join(os.path.dirname(target), name))
+
+    def _remove_bests_but(self, *epochs):
+        """Removes the best checkpoints of every epoch but ``epochs``."""
+        best = os.path.join(self.directory, "best")
+        if not os.path.isdir(best):
+            return
+        kept = tuple(f"epoch-{int(epoch)}." for epoch in epochs if epoch)
+        for name in os.listdir(best):
+            if not name.startswith(kept):
+                os.remove(os.path.join(best, name))
 
 
 class EpochLog(keras.callbacks.Callback):

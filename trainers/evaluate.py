@@ -28,7 +28,7 @@ from absl import app, flags
 
 from trainers import cli, run_lock
 from trainers.atomic_files import write_file_atomic, write_json_atomic, write_npz_atomic
-from trainers.errors import FlagError, checkpoint_error
+from trainers.errors import FlagError, checkpoint_error, skipped_checkpoints_text
 from trainers.progress import ProgressLine
 from trainers.reports import evaluation_rows, results_table
 from trainers.run_config import RunConfig
@@ -59,30 +59,35 @@ def evaluate_run(output_dir, eval_samples=None, eval_batch_size=None, data_dir=N
     ``results.json``'s test entries, plus ``best_epoch``, ``config``, the
     per-image arrays ``per_image`` (``tfvamp.evaluation.PER_IMAGE``) and, on
     the chief, ``diagnostics`` (``tfvamp.diagnostics.run_diagnostics``).
+    If the latest training state's files are truncated or corrupt, the best
+    weights the newest whole state records are evaluated, with a line
+    (``say``) saying so.
 
     ``strategy`` (default: the current one) splits the images over its
     replicas; the chief of a cluster writes the partial file. ``progress(done,
-    total)`` is called before the first and after every step of test images.
+    total)`` is called before the first step and whenever test images are finished.
     ``likelihood`` (a name of ``cli.LIKELIHOODS``; default None: the run's)
     evaluates the run's weights under another likelihood of as many
     parameters, e.g. a grey run under the authors' discretised logistic."""
     import tensorflow as tf
 
     from tfvamp import diagnostics, distribute
-    from tfvamp.checkpoints import best_checkpoint_path, restore_best_weights, saved_best_epoch
+    from tfvamp.checkpoints import restore_newest_best_weights
     from trainers import run_evaluation
 
     strategy = strategy or tf.distribute.get_strategy()
     config = RunConfig.read(output_dir)
     if likelihood is not None:
         config = config.replace(likelihood=likelihood)
-    best_epoch = saved_best_epoch(checkpoint_dir(output_dir))
-    if not best_epoch:
-        raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
     dataset = config.load_dataset(data_dir)
     with strategy.scope():
         model = config.build_model(dataset)
-    restore_best_weights(model.variables, best_checkpoint_path(checkpoint_dir(output_dir), best_epoch))
+    best_epoch, skipped = restore_newest_best_weights(model.variables, checkpoint_dir(output_dir))
+    if not best_epoch:
+        raise FileNotFoundError(f"{output_dir} has no saved best weights yet (no epoch completed).")
+    if skipped:
+        say(f"{skipped_checkpoints_text(skipped)}: evaluating the best weights the newest whole "
+            f"one records, those of epoch {best_epoch}.")
     eval_samples = eval_samples or config.eval_samples
     seed = config.seed if seed is None else seed
     settings = run_evaluation.evaluation_settings(model, config, best_epoch, eval_samples, seed,

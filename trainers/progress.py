@@ -5,12 +5,14 @@ import time
 
 class ProgressLine:
     """A ``progress(done, total)`` callback that prints a line with the
-    elapsed time and an estimate of the time left, at the first call and
-    then every tenth of the work (so a log file gets about ten lines).
+    elapsed time and an estimate of the time left every tenth of the work
+    (so a log file gets about ten lines).
 
     The time left is extrapolated from the work done since the first call,
     so a resumed task (first call with ``done > 0``, printed) is estimated
-    right; a first call with ``done == 0`` only starts the clock."""
+    right; a first call with ``done == 0`` only starts the clock, and the
+    first line comes after a tenth of the work (the first steps, which set
+    things up, would make a poor estimate)."""
 
     def __init__(self, what, unit, stream=None):
         self.what, self.unit, self.stream = what, unit, stream
@@ -22,7 +24,8 @@ class ProgressLine:
         if self.first_done is None:  # the work starts now
             self.first_done, self.start = done, time.perf_counter()
             if done == 0 and total:
-                return  # nothing to say until the first step is done
+                self.next_fraction = 0.1
+                return  # nothing to say until a tenth is done
         fraction = done / total if total else 1.0
         if fraction < self.next_fraction and done < total:
             return

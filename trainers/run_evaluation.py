@@ -10,13 +10,16 @@ command, re-run after a crash, continues after the last finished step; with
 other settings the partial file is not used (a line says why) and is replaced
 after the first step. Since each image's estimate depends only on its index
 and the settings (``tfvamp.evaluation``), a resumed evaluation gives the same
-values as an uninterrupted one.
+values as an uninterrupted one. Ctrl-C or SIGTERM stops it between two steps
+(a few seconds each), keeping the finished images in the partial file.
 """
 import json
 import os
+import signal
 
 import numpy as np
 
+from trainers import cli
 from trainers.atomic_files import write_npz_atomic
 from trainers.reports import weights_fingerprint
 
@@ -61,20 +64,36 @@ def evaluate_resumably(model, images, settings, partial_path, strategy, chief, b
                        progress=None, say=print):
     """``tfvamp.evaluate`` of ``images`` with ``settings``, continued from
     ``partial_path`` if it holds results of the same settings; the chief
-    writes every finished step there. Returns ``tfvamp.evaluate``'s dict."""
+    writes every finished step there. Returns ``tfvamp.evaluate``'s dict.
+
+    A first SIGINT/SIGTERM (``trainers.cli``) stops it between two steps, a
+    few seconds later, with ``cli.Interrupted`` saying how many images are
+    kept in ``partial_path`` and the command that goes on from there."""
     from tfvamp import evaluation
 
     resume = read_partial(partial_path, settings, say)
     encoded_settings = np.array(json.dumps(settings, sort_keys=True))
+    kept = {"images": len(resume["log_likelihood"]) if resume else 0}
 
     def on_batch(per_image):
         if chief:
             write_npz_atomic(partial_path, settings=encoded_settings, **per_image)
+        kept["images"] = len(per_image["log_likelihood"])
 
-    return evaluation.evaluate(model, images, settings["eval_samples"], batch_size,
-                               chunk_size=settings["eval_chunk_size"], progress=progress,
-                               seed=settings["eval_seed"], strategy=strategy, resume=resume,
-                               on_batch=on_batch)
+    def between_steps():
+        signum = cli.pending_interrupt()
+        if signum is not None:
+            where = (f"{kept['images']} of {len(images)} images are kept in {partial_path}"
+                     if chief else "the chief keeps the images evaluated")
+            raise cli.Interrupted(signum, (
+                f"Interrupted by {signal.Signals(signum).name} during the test evaluation; {where}. "
+                f"To go on from there: {cli.command_line()}"))
+
+    with cli.deferred_interrupts():
+        return evaluation.evaluate(model, images, settings["eval_samples"], batch_size,
+                                   chunk_size=settings["eval_chunk_size"], progress=progress,
+                                   seed=settings["eval_seed"], strategy=strategy, resume=resume,
+                                   on_batch=on_batch, between_steps=between_steps)
 
 
 def test_results(test, settings):

@@ -24,7 +24,7 @@ from tfvamp.errors import NonFiniteLossError
 from tfvamp.optimizers import AdamNormGrad
 from trainers import cli, run_evaluation
 from trainers.atomic_files import keep_copy, write_file_atomic, write_json_atomic, write_npz_atomic
-from trainers.errors import checkpoint_error
+from trainers.errors import checkpoint_error, skipped_checkpoints_text
 from trainers.progress import ProgressLine
 from trainers.reports import weights_fingerprint
 from trainers.run_config import RunConfig
@@ -221,9 +221,13 @@ def _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir):
         _say("Warning: this CPU has no AVX-512, so TensorFlow emulates bfloat16 here: expect "
              "steps many times slower than with --precision=float32 (a convhvae step measured "
              "16x slower, bench/README.md).")
-    if initial_epoch:
-        _say(f"Resuming {output_dir} after epoch {initial_epoch} "
-             f"(best validation loss {early_stopping.best:.3f} at epoch {early_stopping.best_epoch})")
+    best = f"best validation loss {early_stopping.best:.3f} at epoch {early_stopping.best_epoch}"
+    if checkpoint.skipped:
+        _say(f"{skipped_checkpoints_text(checkpoint.skipped)}: resuming {output_dir} after epoch "
+             f"{initial_epoch}, the newest whole checkpoint ({best}); the epochs after it are "
+             "trained again.")
+    elif initial_epoch:
+        _say(f"Resuming {output_dir} after epoch {initial_epoch} ({best})")
     start = time.perf_counter()
     if not trainer.done:
         trainer.fit(callbacks)

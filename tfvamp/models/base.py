@@ -65,12 +65,13 @@ class LatentVariableModel(keras.Model):
     and a ``ValueError`` naming the first with values outside the
     likelihood's ``value_range`` ([0, 1] for the Bernoulli and the
     discretised logistic: e.g. uint8 images of 0-255), before that batch is
-    trained on (arrays are checked before training, a ``tf.data.Dataset`` as
-    it yields each batch); ``evaluate``, ``log_likelihood`` and
-    ``reconstruct`` check the values of an array or eager tensor the same
-    way (``check_input_values``). ``fit`` also stops at a
-    non-finite loss with a ``NonFiniteLossError`` unless given a
-    ``StopOnNonFiniteLoss`` callback of its own.
+    trained on (arrays are checked before training, a ``tf.data.Dataset``, a
+    Python generator or a ``keras.utils.PyDataset`` as it yields each
+    batch); ``evaluate``, ``log_likelihood`` and ``reconstruct`` check the
+    values of an array or eager tensor the same way (``check_input_values``),
+    and ``evaluate`` a generator's or a PyDataset's as it yields them.
+    ``fit`` also stops at a non-finite loss with a ``NonFiniteLossError``
+    unless given a ``StopOnNonFiniteLoss`` callback of its own.
     """
 
     rows_per_chunk = 1000
@@ -275,11 +276,18 @@ class LatentVariableModel(keras.Model):
 
     def evaluate(self, *args, **kwargs):
         """Keras' ``evaluate``, with the same arguments, and with an array
-        ``x``'s values checked first (``check_input_values``)."""
-        x = inspect.signature(super().evaluate).bind(*args, **kwargs).arguments.get("x")
+        ``x``'s values checked first (``check_input_values``), and a Python
+        generator's or a ``keras.utils.PyDataset``'s batches as they are
+        evaluated (``inputs.checked_batches``)."""
+        arguments = inspect.signature(super().evaluate).bind(*args, **kwargs)
+        x = arguments.arguments.get("x")
         if hasattr(x, "shape"):  # an array or tensor, not a dataset
             self.check_input_values(x)
-        return super().evaluate(*args, **kwargs)
+        elif self.check_inputs and inputs.gives_python_batches(x):
+            arguments.arguments["x"] = inputs.checked_batches(x, self.image_shape, self.likelihood,
+                                                              self.name, training=False)
+        with inputs.data_errors():
+            return super().evaluate(*arguments.args, **arguments.kwargs)
 
     def train_step(self, data):
         """One Adam step on the batch-mean negative ELBO with the current beta.

@@ -3,14 +3,18 @@ or infinity, and values within the likelihood's ``value_range`` ([0, 1] for
 the Bernoulli and the discretised logistic).
 
 ``LatentVariableModel`` runs them (``check_input_shape``,
-``check_input_values``, and in ``fit`` on every batch of a ``tf.data.Dataset``
-as it is yielded), so a wrong input fails with an error naming the first bad
-row or batch before anything is trained on it.
+``check_input_values``, in ``fit`` on every batch of a ``tf.data.Dataset``
+as it is yielded, and in ``fit`` and ``evaluate`` on every batch of a Python
+generator or a ``keras.utils.PyDataset`` as Keras takes it), so a wrong
+input fails with an error naming the first bad row or batch before anything
+is trained on it.
 """
 import contextlib
 import math
 import re
+import types
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -44,29 +48,35 @@ def check_values(x, likelihood, batch_size=None):
     step it does nothing."""
     if isinstance(x, tf.Tensor) and not tf.executing_eagerly():
         return
-    values = np.asarray(x)
-    if not values.size:
-        return
-    rows = values.reshape(len(values), -1)
     start = "The training data has" if batch_size else "x has"
     end = "; nothing was trained" if batch_size else ""
 
-    def where(bad, what):
-        batch = (f"batch {bad[0] // batch_size + 1} of {math.ceil(len(values) / batch_size)} "
+    def where(bad, what, rows):
+        batch = (f"batch {bad[0] // batch_size + 1} of {math.ceil(len(rows) / batch_size)} "
                  f"at batch_size={batch_size}, before shuffling; " if batch_size else "")
         return (f"{start} {what} in row {bad[0]} of x ({batch}{bad.size} bad "
-                f"row{'s' if bad.size > 1 else ''} in all){end}")
+                f"row{'s' if bad.size > 1 else ''} in all){end}", " (x spans")
 
+    _check_rows(np.asarray(x), likelihood, where)
+
+
+def _check_rows(values, likelihood, where):
+    """The checks of ``check_values`` on the array ``values``; ``where(bad,
+    what, rows)`` gives the message naming the bad rows ``bad`` (indices) and
+    the words before the range of the values, ``(... spans [low, high])``."""
+    if not values.size:
+        return
+    rows = values.reshape(len(values), -1)
     if np.issubdtype(values.dtype, np.floating):
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         if bad.size:
-            raise NonFiniteInputError(where(bad, "a NaN or infinity"))
+            raise NonFiniteInputError(where(bad, "a NaN or infinity", rows)[0])
     if likelihood.value_range is not None:
         low, high = likelihood.value_range
         bad = np.flatnonzero(((rows < low) | (rows > high)).any(axis=1))
         if bad.size:
-            raise ValueError(where(bad, f"values outside {_range_text(likelihood)}")
-                             + f" (x spans [{rows.min():g}, {rows.max():g}])"
+            message, spans = where(bad, f"values outside {_range_text(likelihood)}", rows)
+            raise ValueError(f"{message}{spans} [{rows.min():g}, {rows.max():g}])"
                              + _range_hint(float(rows.max())))
 
 
@@ -74,8 +84,11 @@ def checked_training_data(x, batch_size, input_shape, likelihood, model_name):
     """``x`` (``fit``'s) checked: a ``tf.data.Dataset``'s element shape now and
     each batch's values as it is yielded (the check runs in the input
     pipeline, its failure read by ``training_data_errors``); an array's shape
-    and values now. Other inputs (generators, PyDatasets) are returned as they are."""
+    and values now; a Python generator's or a ``keras.utils.PyDataset``'s
+    batches as ``checked_batches`` does. Other inputs are returned as they are."""
     value_range = likelihood.value_range
+    if gives_python_batches(x):
+        return checked_batches(x, input_shape, likelihood, model_name, training=True)
     if isinstance(x, tf.data.Dataset):
         spec = x.element_spec
         if isinstance(spec, dict):
@@ -97,14 +110,119 @@ def checked_training_data(x, batch_size, input_shape, likelihood, model_name):
     return x
 
 
+def gives_python_batches(x):
+    """Whether ``x`` is a Python generator or a ``keras.utils.PyDataset``."""
+    return isinstance(x, (types.GeneratorType, keras.utils.PyDataset))
+
+
+def checked_batches(x, input_shape, likelihood, model_name, training):
+    """The Python generator or ``keras.utils.PyDataset`` ``x`` with each batch
+    it gives checked as Keras takes it, before it is trained on (``training``)
+    or evaluated: its images' shape, no NaN or infinity, values within the
+    likelihood's ``value_range``; one ``ValueError`` (``NonFiniteInputError``
+    for a NaN) names the batch and its first bad row. A pass-through: every
+    batch reaches Keras as ``x`` gives it, none is taken beforehand. Keras
+    runs a generator inside its input pipeline, so the error may reach
+    ``fit`` wrapped: ``training_data_errors`` and ``data_errors`` unwrap it."""
+    check = _BatchCheck(input_shape, likelihood, model_name, training)
+    if isinstance(x, keras.utils.PyDataset):
+        return _CheckedPyDataset(x, check)
+
+    def generator():
+        counted = " (counted from 1 over all epochs)" if training else ""
+        for number, batch in enumerate(x, 1):
+            yield check(batch, f"batch {number} of the generator{counted}")
+
+    return generator()
+
+
+class _BatchCheck:
+    """``check(batch, which)``: ``batch`` after checking its images, or the
+    error naming ``which`` batch (``checked_batches``); a class, not a
+    closure, so a PyDataset's worker processes can be given it."""
+
+    def __init__(self, input_shape, likelihood, model_name, training):
+        self.input_shape, self.likelihood, self.model_name = input_shape, likelihood, model_name
+        self.data, self.stopped = ("The training data", "training") if training else ("The data", "evaluation")
+
+    def __call__(self, batch, which):
+        x = images(batch)
+        if not hasattr(x, "shape"):
+            return batch
+        data, stopped = self.data, self.stopped
+        try:
+            check_shape(x, self.input_shape, self.model_name)
+        except ValueError as error:
+            raise ValueError(f"{data} has the wrong shape in {which}: {error}; {stopped} stopped "
+                             "before that batch") from None
+
+        def where(bad, what, rows):
+            return (f"{data} has {what} in {which}, row {bad[0]} of it ({bad.size} bad "
+                    f"row{'s' if bad.size > 1 else ''} in it); {stopped} stopped before that batch",
+                    " (the batch spans")
+
+        _check_rows(np.asarray(x), self.likelihood, where)
+        return batch
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """``dataset`` (a ``keras.utils.PyDataset``) with ``check`` (a
+    ``_BatchCheck``) run on every batch it gives; its workers, epochs and
+    length are its own."""
+
+    def __init__(self, dataset, check):
+        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+                         max_queue_size=dataset.max_queue_size)
+        self.dataset, self.check = dataset, check
+
+    def __getitem__(self, index):
+        return self.check(self.dataset[index], f"the PyDataset's batch at index {index}")
+
+    @property
+    def num_batches(self):
+        return self.dataset.num_batches
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+# A ``checked_batches`` error as Keras' input pipeline wraps it (an InvalidArgumentError).
+_WRAPPED_BATCH_ERROR = re.compile(
+    r"(NonFiniteInputError|ValueError): ((?:The training data|The data)\b[^\n]* stopped before "
+    r"that batch[^\n]*)")
+
+
+@contextlib.contextmanager
+def data_errors():
+    """Inside the block (an ``evaluate``), a failed check of ``checked_batches``
+    is raised as it was, instead of the ``InvalidArgumentError`` of Keras'
+    input pipeline that carries it."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        _raise_wrapped_batch_error(error)
+        raise
+
+
+def _raise_wrapped_batch_error(error):
+    found = _WRAPPED_BATCH_ERROR.search(str(error))
+    if found is not None:
+        kind = NonFiniteInputError if found.group(1) == "NonFiniteInputError" else ValueError
+        raise kind(found.group(2)) from None
+
+
 @contextlib.contextmanager
 def training_data_errors(likelihood):
     """Inside the block (a ``fit``), a failed check of ``checked_training_data``'s
-    pipeline becomes a ``NonFiniteInputError`` or a ``ValueError`` naming the
+    pipeline, or of ``checked_batches``, becomes a ``NonFiniteInputError`` or a ``ValueError`` naming the
     batch, instead of TensorFlow's ``InvalidArgumentError``."""
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
+        _raise_wrapped_batch_error(error)
         non_finite, _ = _failed_batch(_NON_FINITE_BATCH, error)
         if non_finite is not None:
             raise NonFiniteInputError(
