@@ -53,6 +53,7 @@ PRIORS = _NAMES.PRIORS
 STRATEGIES = _NAMES.STRATEGIES
 PRECISIONS = _NAMES.PRECISIONS
 LOGICAL_CPUS_ENV = _NAMES.LOGICAL_CPUS_ENV
+WORKER_TIMEOUT_S = _NAMES.WORKER_TIMEOUT_S
 is_own_data = _NAMES.is_own_data
 OPTIMIZERS = ("adam_normgrad", "adam")
 LIKELIHOODS = ("bernoulli", "discretized_logistic", "authors_discretized_logistic", "gaussian")  # names of tfvamp.likelihoods.LIKELIHOODS

@@ -1,6 +1,10 @@
 """The errors of a run the user can act on, each with a message saying how:
-a flag that does not fit, a run directory holding another model's run, and
-truncated or corrupt checkpoint files."""
+a flag that does not fit, a run directory holding another model's run,
+truncated or corrupt checkpoint files, and a lost worker of a cluster."""
+import json
+import os
+
+from trainers.cli import command_line
 from trainers.run_files import checkpoint_dir
 
 
@@ -35,3 +39,24 @@ def checkpoint_error(error, output_dir):
             f"the checkpoint files in {checkpoint_dir(output_dir)} are truncated or corrupt "
             f"({first}): restore them from a copy, or start afresh with another --output_dir.")
     return None
+
+
+class LostWorkerError(RuntimeError):
+    """A worker of the run's ``TF_CONFIG`` cluster stopped answering."""
+
+
+def lost_worker_error(task, kept):
+    """The ``LostWorkerError`` of losing ``task``, ``(job, index)`` as
+    ``tfvamp.distribute.lost_worker`` names it (``(None, None)``: unnamed),
+    saying what is ``kept`` (a sentence) and the command that goes on."""
+    job, index = task
+    if job is None:
+        who = "a worker of the cluster"
+    else:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+        address = cluster.get(job, [])[index] if index < len(cluster.get(job, [])) else "?"
+        who = f"{'the chief' if job == 'chief' else f'{job} {index}'} of the cluster ({address})"
+    return LostWorkerError(
+        f"lost {who}: it stopped answering (killed, or its machine or network lost), so this "
+        f"worker stopped too. {kept} To go on, start every worker again, each with its own "
+        f"TF_CONFIG: {command_line()}")
