@@ -117,10 +117,10 @@ def _configure_heartbeats(worker_timeout):
 
 # A task as TensorFlow's errors name it: /job:worker/replica:0/task:1 or /job:worker/task:1.
 _TASK_NAME = re.compile(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)")
-# What the collective ops and the coordination service say when a peer is gone.
-_PEER_LOST = re.compile(r"Collective ops is aborted|unhealthy \(stopped sending heartbeats\)|"
-                        r"Connection reset by peer|Socket closed|failed to connect|Connection refused|"
-                        r"Broken pipe|Deadline Exceeded|DEADLINE_EXCEEDED|Stream removed")
+# What the collective ops and TensorFlow's coordination service say when a peer is gone: its
+# connection reset, closed or refused, or its heartbeats stopped (in a collective op aborted).
+_PEER_LOST = re.compile(r"Collective ops is aborted|stopped sending heartbeats|Connection reset by peer|"
+                        r"Socket closed|Connection refused")
 
 
 def lost_worker(error, strategy):
@@ -129,9 +129,7 @@ def lost_worker(error, strategy):
     the error says a peer was lost without naming it; ``None`` for any other error
     (another strategy, or not a lost peer)."""
     if not (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                                   tf.errors.InternalError, tf.errors.AbortedError,
-                                   tf.errors.CancelledError))
+            and isinstance(error, tf.errors.UnavailableError)
             and _PEER_LOST.search(str(error))):
         return None
     resolver = strategy.cluster_resolver

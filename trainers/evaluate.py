@@ -135,6 +135,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = RunConfig.read(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+    if cli.in_cluster(FLAGS.strategy):  # a lost worker is this program's one line
+        cli.hold_back_native_lines(cli.LOST_WORKER_NATIVE_LINES)
     if cli.writes_output_dir(FLAGS.strategy):  # a cluster's other workers only compute
         with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
             evaluate_and_report(config)

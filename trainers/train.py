@@ -136,6 +136,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = RunConfig.from_flags(flag_values())
+    if cli.in_cluster(config.strategy):  # a lost worker is this program's one line
+        cli.hold_back_native_lines(cli.LOST_WORKER_NATIVE_LINES)
     # The non-chief workers of a cluster write to scratch directories of their own.
     if cli.writes_output_dir(config.strategy):
         with run_lock.hold(config.output_dir, "trainers.train", create=True):
