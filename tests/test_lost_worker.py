@@ -29,8 +29,9 @@ TRAIN = [sys.executable, "-m", "trainers.train", "--dataset=caltech", "--prior=v
          "--sample_every=0", "--monitor_every=0", "--verbose=2", "--strategy=multi_worker",
          f"--worker_timeout={WORKER_TIMEOUT}"]
 FINGERPRINT = re.compile(r"fingerprint \(sha256\) (\w+)")
-# A native log line of TensorFlow's (glog's "E0000 00:00:1796552662.929457   12952 file.cc:252] ...").
-NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\]", re.MULTILINE)
+# What TensorFlow's collective ops print natively as a lost worker aborts them (held back).
+ABORTED_COLLECTIVES = re.compile(r"ring_alg\.cc|base_collective_executor\.cc|Additional GRPC error|"
+                                 r"Error received from peer")
 
 
 def _kill_and_check_survivor(cluster, victim, ready_text, program):
@@ -44,7 +45,7 @@ def _kill_and_check_survivor(cluster, victim, ready_text, program):
     returncode, output = cluster.wait(survivor, timeout=EXIT_WITHIN)
     assert time.monotonic() - killed < EXIT_WITHIN
     assert returncode == 1, output[-3000:]
-    assert "Traceback" not in output and not NATIVE_LOG.search(output), output[-3000:]
+    assert "Traceback" not in output and not ABORTED_COLLECTIVES.search(output), output[-3000:]
     errors = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, output[-3000:]
     assert errors[0].startswith(

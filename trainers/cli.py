@@ -257,7 +257,7 @@ def writes_output_dir(strategy):
 # The native lines TensorFlow's collective ops print as they abort when a worker of the
 # cluster is lost, each followed by the lines of its message: the program's own line says it
 # (``tfvamp.distribute.lost_worker``).
-LOST_WORKER_NATIVE_LINES = (r"ring_alg\.cc:\d+\] Aborting RingReduce",
+LOST_WORKER_NATIVE_LINES = (r"ring_alg\.cc:\d+\] Aborting Ring(Reduce|Gather)",
                             r"base_collective_executor\.cc:\d+\] BaseCollectiveExecutor::StartAbort")
 
 # The filter process of hold_back_native_lines: copies its input to its output, less the
