@@ -155,9 +155,9 @@ def check_encoder(encoder, input_shape, latent_dim=None, posterior_outputs=None)
     try:
         outputs = _call_encoder(encoder, probe, False)
     except Exception as error:
-        half = _compute_dtype(encoder) if _compute_dtype(encoder) in ("bfloat16", "float16") else None
-        hint = (f" (it computes in {half}: if its distribution is built from {half} tensors, "
-                f"{FLOAT32_OUTPUTS})" if half else "")
+        dtype = _compute_dtype(encoder)
+        hint = (f" (it computes in {dtype}: if its distribution is built from {dtype} tensors, "
+                f"{FLOAT32_OUTPUTS})" if dtype in ("bfloat16", "float16") else "")
         raise ValueError(f"The encoder failed on an input of shape {tuple(probe.shape)} "
                          f"(1 x input_shape {tuple(input_shape)}){hint}: {error}") from error
     selection = _selection(encoder, outputs, posterior_outputs)

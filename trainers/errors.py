@@ -53,8 +53,7 @@ def lost_worker_error(task, kept):
     if job is None:
         who = "a worker of the cluster"
     else:
-        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
-        address = cluster.get(job, [])[index] if index < len(cluster.get(job, [])) else "?"
+        address = json.loads(os.environ["TF_CONFIG"])["cluster"][job][index]  # the task TensorFlow named
         who = f"{'the chief' if job == 'chief' else f'{job} {index}'} of the cluster ({address})"
     return LostWorkerError(
         f"lost {who}: it stopped answering (killed, or its machine or network lost), so this "
