@@ -76,8 +76,10 @@ def test_native_lines_of_a_lost_worker_are_held_back_and_the_others_pass_even_as
         "W0000 00:00:1796553992.700000    2738 other.cc:12] a warning of its own",
         "Error: lost worker 1 of the cluster", "the last line"]
     shown = subprocess.run([sys.executable, "-c", HELD_BACK, end], cwd=REPO_ROOT,
-                           env=subprocess_env(TFVAMP_TRACEBACK="1"), capture_output=True, text=True, timeout=60)
-    assert "ring_alg.cc:291] Aborting RingReduce" in shown.stderr  # nothing held back for a bug report
+                           env=subprocess_env(TFVAMP_TRACEBACK="1"), capture_output=True, text=True,
+                           timeout=60)
+    # nothing held back for a bug report
+    assert "ring_alg.cc:291] Aborting RingReduce" in shown.stderr
 
 
 def _whole_files_only(output_dir):

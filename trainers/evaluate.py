@@ -49,10 +49,10 @@ flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_
                      "Split the CPU into this many logical devices (0: don't), e.g. for "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)
-flags.DEFINE_float("worker_timeout", cli.WORKER_TIMEOUT_S, "In a TF_CONFIG cluster: seconds after "
-                   "which a worker that stopped answering (killed, its machine or network lost) counts "
-                   "as lost; the others then exit, naming it and the command that resumes.",
-                   lower_bound=1)
+flags.DEFINE_integer("worker_timeout", cli.WORKER_TIMEOUT_S, "In a TF_CONFIG cluster: seconds after "
+                     "which a worker that stopped answering (killed, its machine or network lost) counts "
+                     "as lost; the others then exit, naming it and the command that resumes.",
+                     lower_bound=1)
 
 FLAGS = flags.FLAGS
 

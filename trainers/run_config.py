@@ -61,7 +61,7 @@ class RunConfig:
     kernel_initializer: str
     strategy: str
     logical_cpu_devices: int
-    worker_timeout: float
+    worker_timeout: int
     sample_every: int
     monitor_every: int
     verbose: str

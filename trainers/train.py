@@ -101,10 +101,10 @@ flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_
                      "Split the CPU into this many logical devices (0: don't), e.g. to try "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)
-flags.DEFINE_float("worker_timeout", cli.WORKER_TIMEOUT_S, "In a TF_CONFIG cluster: seconds after "
-                   "which a worker that stopped answering (killed, its machine or network lost) counts "
-                   "as lost; the others then exit, naming it and the command that resumes.",
-                   lower_bound=1)
+flags.DEFINE_integer("worker_timeout", cli.WORKER_TIMEOUT_S, "In a TF_CONFIG cluster: seconds after "
+                     "which a worker that stopped answering (killed, its machine or network lost) counts "
+                     "as lost; the others then exit, naming it and the command that resumes.",
+                     lower_bound=1)
 flags.DEFINE_integer("sample_every", 10, "Write generated samples to TensorBoard every this many epochs "
                      "(0: never).", lower_bound=0)
 flags.DEFINE_integer("monitor_every", 10, "Every this many epochs, write the prior's component "
