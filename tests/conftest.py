@@ -3,6 +3,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,21 +47,71 @@ def free_ports(count):
     return ports
 
 
-def run_cluster(command, num_workers=2, timeout=900):
-    """Runs ``command`` (an argument list) as each worker of a loopback
-    ``MultiWorkerMirroredStrategy`` cluster, ``TF_CONFIG`` set for each;
-    returns every worker's ``(return code, output)``, the chief (worker 0) first."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
-    processes = []
-    for index in range(num_workers):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(
-            command, cwd=REPO_ROOT, env=subprocess_env(TF_CONFIG=tf_config),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    for process in processes:
+class Cluster:
+    """The worker processes of a loopback ``MultiWorkerMirroredStrategy`` cluster
+    (``start_cluster``), their merged stdout and stderr read as they come."""
+
+    def __init__(self, command, num_workers=2):
+        self.addresses = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
+        self.processes, self.outputs = [], [[] for _ in range(num_workers)]
+        for index in range(num_workers):
+            tf_config = json.dumps({"cluster": {"worker": self.addresses},
+                                    "task": {"type": "worker", "index": index}})
+            self.processes.append(subprocess.Popen(
+                command, cwd=REPO_ROOT, env=subprocess_env(TF_CONFIG=tf_config),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        self.readers = [threading.Thread(target=self._read, args=(index,), daemon=True)
+                        for index in range(num_workers)]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, index):
+        for line in self.processes[index].stdout:
+            self.outputs[index].append(line)
+
+    def output(self, index):
+        """What worker ``index`` printed so far."""
+        return "".join(self.outputs[index])
+
+    def wait_for(self, index, text, timeout):
+        """Waits until worker ``index`` prints ``text``; False if it ends or
+        ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output(index):
+            if self.processes[index].poll() is not None or time.monotonic() > deadline:
+                return text in self.output(index)
+            time.sleep(0.05)
+        return True
+
+    def wait(self, index, timeout):
+        """Worker ``index``'s exit status once it ends (killed after ``timeout``
+        seconds: ``subprocess.TimeoutExpired``), and all it printed."""
         try:
-            outputs.append(process.communicate(timeout=timeout)[0])
+            self.processes[index].wait(timeout)
         finally:
+            self.processes[index].kill()
+            self.readers[index].join()
+        return self.processes[index].returncode, self.output(index)
+
+    def kill(self):
+        """Kills every worker still running (the processes this cluster started)."""
+        for process in self.processes:
             process.kill()
-    return [(process.returncode, output) for process, output in zip(processes, outputs)]
+            process.wait()
+
+
+def start_cluster(command, num_workers=2):
+    """Starts ``command`` (an argument list) as each worker of a loopback
+    ``MultiWorkerMirroredStrategy`` cluster, ``TF_CONFIG`` set for each (the
+    chief is worker 0); returns the ``Cluster``."""
+    return Cluster(command, num_workers)
+
+
+def run_cluster(command, num_workers=2, timeout=900):
+    """Runs ``command`` (an argument list) on a loopback cluster (``start_cluster``);
+    returns every worker's ``(return code, output)``, the chief (worker 0) first."""
+    cluster = start_cluster(command, num_workers)
+    try:
+        return [cluster.wait(index, timeout) for index in range(num_workers)]
+    finally:
+        cluster.kill()

@@ -107,12 +107,14 @@ def test_python_blocks_run(page, tmp_path):
 
 def test_own_model_guide_runs_and_trains(tmp_path):
     """The guide's model trains (an untrained one is near -550 nats), saves with the
-    prior sharing the encoder again, and exports."""
+    prior sharing the encoder again, and exports; its bfloat16 encoder trains."""
     printed = run_page("docs/guides/own-model.md", tmp_path)
     log_likelihood = float(re.search(r"test log-likelihood of 100 images: (-?[0-9.]+) nats",
                                      printed).group(1))
     assert -250 < log_likelihood < -80
     assert "prior shares the encoder: True" in printed
+    # bfloat16 networks of yours, their distribution's parameters float32
+    assert "bfloat16 bfloat16 <dtype: 'float32'>" in printed
     assert (tmp_path / "my_vae.keras").exists()
     assert (tmp_path / "my_vae_serving" / "saved_model.pb").exists()
 

@@ -242,7 +242,7 @@ def save_serving_model(model, path):
     if os.path.exists(path):
         raise FileExistsError(f"{path} already exists: export to a new directory")
     model_key = registry_name(model)
-    model = _copy_outside_strategies(model, model_key)
+    model = _with_plain_variables(model, model_key)
     serving = ServingSignatures(model)
     signatures = serving.concrete_functions()
     parent = os.path.dirname(os.path.abspath(path))
@@ -260,12 +260,17 @@ def save_serving_model(model, path):
     return path
 
 
-def _copy_outside_strategies(model, model_key):
-    """A copy of ``model`` with plain variables: the variables of a model
-    trained under a ``tf.distribute`` strategy are mirrored, and a SavedModel
-    with signatures cannot be saved from them. Call outside a strategy scope."""
+def _with_plain_variables(model, model_key):
+    """``model`` itself, so that the export computes exactly what it does; for a
+    model built under a ``tf.distribute`` strategy, whose variables are mirrored
+    (a SavedModel with signatures cannot be saved from them), a copy with plain
+    variables rebuilt from its config (a subclassed network of yours then
+    computes in the dtype its config gives, not in the Keras dtype policy it
+    was built under). Call outside a strategy scope."""
     if tf.distribute.in_cross_replica_context() and tf.distribute.has_strategy():
         raise RuntimeError("export_model must be called outside a tf.distribute strategy scope")
+    if not any(isinstance(v.value, tf.distribute.DistributedValues) for v in model.variables):
+        return model
     copy = MODELS[model_key].from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy

@@ -14,6 +14,10 @@ PRIORS = ("standard", "mog", "vamp")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "bfloat16")
 
+# Seconds without a heartbeat after which a worker of a cluster counts as lost
+# (``tfvamp.distribute.make_strategy``; the trainers' --worker_timeout).
+WORKER_TIMEOUT_S = 60
+
 # The environment variable a program's --logical_cpu_devices defaults to.
 LOGICAL_CPUS_ENV = "TFVAMP_LOGICAL_CPU_DEVICES"
 

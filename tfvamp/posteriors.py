@@ -118,20 +118,51 @@ def _selection(encoder, outputs, posterior_outputs):
                      f"shapes {shapes}")
 
 
+# Keras' mixed precision (the mixed_bfloat16 policy) keeps a model's outputs in float32 by
+# giving the layers that compute them dtype="float32"; TFP's distributions need that.
+FLOAT32_OUTPUTS = ('TensorFlow Probability\'s distributions compute in float32: give the layers '
+                   'that output its parameters dtype="float32" (e.g. keras.layers.Dense(units, '
+                   'dtype="float32")), as Keras\' mixed precision does for a model\'s outputs')
+HALF_PRECISION = (tf.bfloat16, tf.float16)
+
+
+def check_float32_distribution(distribution, who):
+    """Raises a ``ValueError`` naming ``who`` (e.g. "The encoder") if
+    ``distribution`` holds bfloat16 or float16 parameters, as one that layers
+    build under Keras' ``mixed_bfloat16`` policy does: its densities and draws
+    would fail on the model's float32 latents and inputs."""
+    half = sorted({t.dtype.name for t in tf.nest.flatten(distribution, expand_composites=True)
+                   if t.dtype in HALF_PRECISION})
+    if half:
+        raise ValueError(f"{who} returns tfd.{type(distribution).__name__} with {half[0]} parameters "
+                         f"(its layers compute in {half[0]}, as under Keras' mixed_{half[0]} policy); "
+                         f"{FLOAT32_OUTPUTS}")
+
+
+def _compute_dtype(layer):
+    policy = getattr(layer, "dtype_policy", None)
+    return getattr(policy, "compute_dtype", None)
+
+
 def check_encoder(encoder, input_shape, latent_dim=None, posterior_outputs=None):
     """Checks that ``encoder`` maps inputs of ``input_shape`` to a posterior
     ``q(z|x)`` over latent vectors, in one of the conventions of
-    ``ENCODER_CONVENTIONS``; returns ``(latent_dim, selection)`` (``selection``
-    for ``encoder_posterior``) or raises a ``ValueError`` saying what was
-    expected and what came."""
+    ``ENCODER_CONVENTIONS`` (a distribution with float32 parameters:
+    ``check_float32_distribution``); returns ``(latent_dim, selection)``
+    (``selection`` for ``encoder_posterior``) or raises a ``ValueError``
+    saying what was expected and what came."""
     probe = tf.zeros((1,) + tuple(input_shape))
     try:
         outputs = _call_encoder(encoder, probe, False)
     except Exception as error:
+        dtype = _compute_dtype(encoder)
+        hint = (f" (it computes in {dtype}: if its distribution is built from {dtype} tensors, "
+                f"{FLOAT32_OUTPUTS})" if dtype in ("bfloat16", "float16") else "")
         raise ValueError(f"The encoder failed on an input of shape {tuple(probe.shape)} "
-                         f"(1 x input_shape {tuple(input_shape)}): {error}") from error
+                         f"(1 x input_shape {tuple(input_shape)}){hint}: {error}") from error
     selection = _selection(encoder, outputs, posterior_outputs)
     if selection is None:
+        check_float32_distribution(outputs, "The encoder")
         posterior = as_posterior(outputs)
         batch, event = tuple(posterior.batch_shape), tuple(posterior.event_shape)
         if batch != (1,) or len(event) != 1:

@@ -14,7 +14,10 @@ TensorFlow, without importing it: so that a mistyped flag is reported at once.
 * Ctrl-C and SIGTERM (``Interrupted``): they stop the program at once, or
   inside ``deferred_interrupts()`` at the next safe point the program checks
   (``pending_interrupt()``), with one line saying what was kept and how to go
-  on, and exit status 130 / 143.
+  on, and exit status 130 / 143;
+* in a ``TF_CONFIG`` cluster (``in_cluster``), the native lines of the collective
+  ops aborted by a lost worker held back (``hold_back_native_lines``): the
+  program says it in one line.
 """
 import contextlib
 import errno
@@ -24,6 +27,7 @@ import os
 import re
 import shlex
 import signal
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -53,6 +57,7 @@ PRIORS = _NAMES.PRIORS
 STRATEGIES = _NAMES.STRATEGIES
 PRECISIONS = _NAMES.PRECISIONS
 LOGICAL_CPUS_ENV = _NAMES.LOGICAL_CPUS_ENV
+WORKER_TIMEOUT_S = _NAMES.WORKER_TIMEOUT_S
 is_own_data = _NAMES.is_own_data
 OPTIMIZERS = ("adam_normgrad", "adam")
 LIKELIHOODS = ("bernoulli", "discretized_logistic", "authors_discretized_logistic", "gaussian")  # names of tfvamp.likelihoods.LIKELIHOODS
@@ -219,21 +224,81 @@ def resolve_config_args(argv):
     return resolved
 
 
+def _tf_config():
+    """``TF_CONFIG``'s cluster and task (empty dicts where it names none)."""
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except ValueError:
+        return {}, {}  # make_strategy reports it
+    return tf_config.get("cluster") or {}, tf_config.get("task") or {}
+
+
+def in_cluster(strategy):
+    """Whether ``--strategy`` makes this process a worker of ``TF_CONFIG``'s
+    cluster: ``multi_worker``, or ``auto`` with a cluster of several tasks (as
+    ``tfvamp.distribute.make_strategy``, without TensorFlow)."""
+    cluster, _ = _tf_config()
+    size = sum(len(tasks) for name, tasks in cluster.items() if name in ("chief", "worker"))
+    return strategy == "multi_worker" or (strategy == "auto" and size > 1)
+
+
 def writes_output_dir(strategy):
     """Whether this process writes ``--output_dir`` under ``--strategy``: every
     one but the non-chief workers of a ``TF_CONFIG`` cluster (as
     ``tfvamp.distribute.is_chief``, without TensorFlow)."""
-    try:
-        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except ValueError:
-        return True  # make_strategy reports it
-    cluster, task = tf_config.get("cluster") or {}, tf_config.get("task") or {}
-    size = sum(len(tasks) for name, tasks in cluster.items() if name in ("chief", "worker"))
-    if strategy not in ("auto", "multi_worker") or (strategy == "auto" and size <= 1):
+    cluster, task = _tf_config()
+    if not in_cluster(strategy):
         return True
     if task.get("type") in (None, "chief"):
         return True
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+
+
+# The native lines TensorFlow's collective ops print as they abort when a worker of the
+# cluster is lost, each followed by the lines of its message: the program's own line says it
+# (``tfvamp.distribute.lost_worker``).
+LOST_WORKER_NATIVE_LINES = (r"ring_alg\.cc:\d+\] Aborting Ring(Reduce|Gather)",
+                            r"base_collective_executor\.cc:\d+\] BaseCollectiveExecutor::StartAbort")
+
+# The filter process of hold_back_native_lines: copies its input to its output, less the
+# native lines matching argv[1] and the lines of their messages (up to the next native line,
+# or a line of the program's own or of Python's).
+_FILTER = r"""
+import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # it ends when its input does
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+held = re.compile(sys.argv[1])
+native = re.compile(r"[IWEF][0-9]{4} [0-9]{2}:[0-9]{2}:[0-9.]+ +[0-9]+ ")
+own = re.compile(r"(Error:|Interrupted by|Traceback|Warning:|WARNING|ERROR|INFO)")
+holding = False
+for line in sys.stdin.buffer:
+    text = line.decode(errors="replace")
+    if native.match(text):
+        holding = bool(held.search(text))
+    elif own.match(text):
+        holding = False
+    if not holding:
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+"""
+_filters = []  # the filter process, kept while this process runs
+
+
+def hold_back_native_lines(patterns):
+    """From now on, this process's stderr (Python's and TensorFlow's native
+    lines) goes through a filter process that drops the native log lines
+    matching one of ``patterns`` (regular expressions), with the lines of their
+    messages; every other line passes at once, and the filter outlives this
+    process long enough to pass on its last lines (a crash's too). Nothing is
+    held back with ``--verbosity`` or ``TFVAMP_TRACEBACK=1``."""
+    if show_traceback():
+        return
+    sys.stderr.flush()
+    process = subprocess.Popen([sys.executable, "-c", _FILTER, "|".join(patterns)],
+                               stdin=subprocess.PIPE, stdout=sys.stderr.fileno())
+    os.dup2(process.stdin.fileno(), sys.stderr.fileno())
+    process.stdin.close()  # fd 2 is now its input's only writer: it ends with this process
+    _filters.append(process)
 
 
 def command_line():

@@ -1,8 +1,11 @@
 """The errors of a run the user can act on, each with a message saying how:
-a flag that does not fit, a run directory holding another model's run, and
-truncated or corrupt checkpoint files (and the line for those passed over)."""
+a flag that does not fit, a run directory holding another model's run,
+truncated or corrupt checkpoint files (and the line for those passed over), and a lost
+worker of a cluster."""
+import json
 import os
 
+from trainers.cli import command_line
 from trainers.run_files import checkpoint_dir
 
 
@@ -50,3 +53,23 @@ def skipped_checkpoints_text(skipped):
     error = skipped[0][1]
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
     return f"The latest checkpoint {names} is truncated or corrupt ({first})"
+
+
+class LostWorkerError(RuntimeError):
+    """A worker of the run's ``TF_CONFIG`` cluster stopped answering."""
+
+
+def lost_worker_error(task, kept):
+    """The ``LostWorkerError`` of losing ``task``, ``(job, index)`` as
+    ``tfvamp.distribute.lost_worker`` names it (``(None, None)``: unnamed),
+    saying what is ``kept`` (a sentence) and the command that goes on."""
+    job, index = task
+    if job is None:
+        who = "a worker of the cluster"
+    else:
+        address = json.loads(os.environ["TF_CONFIG"])["cluster"][job][index]  # the task TensorFlow named
+        who = f"{'the chief' if job == 'chief' else f'{job} {index}'} of the cluster ({address})"
+    return LostWorkerError(
+        f"lost {who}: it stopped answering (killed, or its machine or network lost), so this "
+        f"worker stopped too. {kept} To go on, start every worker again, each with its own "
+        f"TF_CONFIG: {command_line()}")

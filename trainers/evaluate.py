@@ -28,7 +28,7 @@ from absl import app, flags
 
 from trainers import cli, run_lock
 from trainers.atomic_files import write_file_atomic, write_json_atomic, write_npz_atomic
-from trainers.errors import FlagError, checkpoint_error, skipped_checkpoints_text
+from trainers.errors import FlagError, checkpoint_error, lost_worker_error, skipped_checkpoints_text
 from trainers.progress import ProgressLine
 from trainers.reports import evaluation_rows, results_table
 from trainers.run_config import RunConfig
@@ -49,6 +49,10 @@ flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_
                      "Split the CPU into this many logical devices (0: don't), e.g. for "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)
+flags.DEFINE_integer("worker_timeout", cli.WORKER_TIMEOUT_S, "In a TF_CONFIG cluster: seconds after "
+                     "which a worker that stopped answering (killed, its machine or network lost) counts "
+                     "as lost; the others then exit, naming it and the command that resumes.",
+                     lower_bound=1)
 
 FLAGS = flags.FLAGS
 
@@ -136,6 +140,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = RunConfig.read(FLAGS.output_dir)  # before importing TensorFlow: a wrong path fails at once
+    if cli.in_cluster(FLAGS.strategy):  # a lost worker is this program's one line
+        cli.hold_back_native_lines(cli.LOST_WORKER_NATIVE_LINES)
     if cli.writes_output_dir(FLAGS.strategy):  # a cluster's other workers only compute
         with run_lock.hold(FLAGS.output_dir, "trainers.evaluate"):
             evaluate_and_report(config)
@@ -153,7 +159,7 @@ def evaluate_and_report(config):
     if FLAGS.logical_cpu_devices:
         distribute.configure_logical_cpus(FLAGS.logical_cpu_devices)
     try:
-        strategy = distribute.make_strategy(FLAGS.strategy)
+        strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.worker_timeout)
     except ValueError as error:  # --strategy=multi_worker without TF_CONFIG
         raise FlagError(str(error)) from None
     chief = distribute.is_chief(strategy)
@@ -165,6 +171,10 @@ def evaluate_and_report(config):
                                progress=progress if chief else None, seed=FLAGS.seed, strategy=strategy,
                                likelihood=FLAGS.likelihood)
     except Exception as error:  # noqa: BLE001 (those of restoring the checkpoint get a message)
+        task = distribute.lost_worker(error, strategy)
+        if task is not None:
+            raise lost_worker_error(task, "The test images evaluated so far are kept: the evaluation "
+                                    "resumes after them.") from None
         raise checkpoint_error(error, FLAGS.output_dir) or error
     if not chief:
         print("Worker done: the chief writes the results.")

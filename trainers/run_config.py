@@ -22,7 +22,8 @@ VALUE_FLAGS = ("precision", "kernel_initializer", "clamp_bernoulli", "pseudo_inp
 DEFAULTS_OF_EARLIER_RUNS = {"precision": "float32", "kernel_initializer": "glorot_uniform",
                             "clamp_bernoulli": False, "pseudo_inputs_init": "random",
                             "optimizer": "adam_normgrad", "monitor_every": 10, "binarize": None,
-                            "likelihood": None, "split_seed": 0}
+                            "likelihood": None, "split_seed": 0,
+                            "worker_timeout": 10}  # TensorFlow's own heartbeat timeout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,7 @@ class RunConfig:
     kernel_initializer: str
     strategy: str
     logical_cpu_devices: int
+    worker_timeout: int
     sample_every: int
     monitor_every: int
     verbose: str

@@ -101,6 +101,10 @@ flags.DEFINE_integer("logical_cpu_devices", int(os.environ.get(cli.LOGICAL_CPUS_
                      "Split the CPU into this many logical devices (0: don't), e.g. to try "
                      "--strategy=mirrored without GPUs; default from $TFVAMP_LOGICAL_CPU_DEVICES.",
                      lower_bound=0)
+flags.DEFINE_integer("worker_timeout", cli.WORKER_TIMEOUT_S, "In a TF_CONFIG cluster: seconds after "
+                     "which a worker that stopped answering (killed, its machine or network lost) counts "
+                     "as lost; the others then exit, naming it and the command that resumes.",
+                     lower_bound=1)
 flags.DEFINE_integer("sample_every", 10, "Write generated samples to TensorBoard every this many epochs "
                      "(0: never).", lower_bound=0)
 flags.DEFINE_integer("monitor_every", 10, "Every this many epochs, write the prior's component "
@@ -132,6 +136,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = RunConfig.from_flags(flag_values())
+    if cli.in_cluster(config.strategy):  # a lost worker is this program's one line
+        cli.hold_back_native_lines(cli.LOST_WORKER_NATIVE_LINES)
     # The non-chief workers of a cluster write to scratch directories of their own.
     if cli.writes_output_dir(config.strategy):
         with run_lock.hold(config.output_dir, "trainers.train", create=True):

@@ -24,7 +24,7 @@ from tfvamp.errors import NonFiniteLossError
 from tfvamp.optimizers import AdamNormGrad
 from trainers import cli, run_evaluation
 from trainers.atomic_files import keep_copy, write_file_atomic, write_json_atomic, write_npz_atomic
-from trainers.errors import checkpoint_error, skipped_checkpoints_text
+from trainers.errors import checkpoint_error, lost_worker_error, skipped_checkpoints_text
 from trainers.progress import ProgressLine
 from trainers.reports import weights_fingerprint
 from trainers.run_config import RunConfig
@@ -60,13 +60,15 @@ def train_and_evaluate(config, callbacks=()):
     evaluates, writes the results and figures; returns the results dict.
 
     ``callbacks`` are extra Keras callbacks for ``fit``. Raises
-    ``NonFiniteLossError`` if the loss becomes NaN or infinite, and
+    ``NonFiniteLossError`` if the loss becomes NaN or infinite,
     ``RunFinishedError`` if ``output_dir`` holds a finished run and
-    ``config.replace_results`` is not set. ``config`` is a ``RunConfig``.
+    ``config.replace_results`` is not set, and ``LostWorkerError`` if a worker
+    of the cluster stops answering for ``config.worker_timeout`` seconds.
+    ``config`` is a ``RunConfig``.
     """
     if config.logical_cpu_devices:
         distribute.configure_logical_cpus(config.logical_cpu_devices)
-    strategy = distribute.make_strategy(config.strategy)
+    strategy = distribute.make_strategy(config.strategy, config.worker_timeout)
     chief = distribute.is_chief(strategy)
     output_dir = config.output_dir
     # Non-chief workers of a cluster take part in every step but write to a scratch directory.
@@ -76,6 +78,12 @@ def train_and_evaluate(config, callbacks=()):
     prepare_output_dir(config, write=chief)
     try:
         return _train_and_evaluate(config, dataset, callbacks, strategy, chief, write_dir)
+    except tf.errors.OpError as error:
+        task = distribute.lost_worker(error, strategy)
+        if task is None:
+            raise
+        raise lost_worker_error(task, f"Every file in {output_dir} is whole: the run resumes after "
+                                "its last completed epoch, or its test images evaluated so far.") from None
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)

@@ -8,7 +8,8 @@ from tfvamp.likelihoods import DecoderDistribution
 from tfvamp.models.base import LatentVariableModel, map_rows
 from tfvamp.models.networks import gated_mlp_decoder, gated_mlp_encoder
 from tfvamp.objectives import LogTerms
-from tfvamp.posteriors import check_encoder, encoder_posterior, posterior_moments
+from tfvamp.posteriors import (check_encoder, check_float32_distribution, encoder_posterior,
+                               posterior_moments)
 from tfvamp.priors import VampPrior
 from tfvamp.serialization import deserialize
 
@@ -257,6 +258,8 @@ def _check_decoder(decoder, params, likelihood, input_shape):
                 + (" and it returned values outside [0, 1]" if outside else "")
                 + ': end it in a sigmoid, or pass likelihood="bernoulli" for logits')
     distribution = likelihood.distribution(params)
+    check_float32_distribution(distribution, "The decoder" if isinstance(likelihood, DecoderDistribution)
+                               else f"The {likelihood.name} likelihood of the decoder's output")
     if tuple(distribution.batch_shape) != (1,) or tuple(distribution.event_shape) != expected:
         raise ValueError(
             f"The {likelihood.name} likelihood of the decoder's output ({shape}) is a "
