@@ -8,7 +8,7 @@
 log-likelihood histogram) to small palette PNGs in docs/images/ (the guide's come from
 ``--config=caltech_vae_vamp --epochs=60 --warmup_epochs=20 --eval_samples=200``).
 ``results`` keeps the same four, small, in ``results/figures/<run>/`` (``<run>`` is the run
-directory's name). ``readme`` draws README's figure from a VampPrior run's export: 64 samples
+directory's name; a standard-prior run has no pseudo-inputs, so three). ``readme`` draws README's figure from a VampPrior run's export: 64 samples
 from the prior beside the 64 pseudo-inputs that attract most of the posterior mass of 2000
 random training images, titled with the run's name, protocol and test log-likelihood read from
 its ``config.json`` and ``results.json``.
@@ -41,11 +41,13 @@ def save_small(image, path, width=None, colors=64):
 
 
 def shrink_figures(run_dir, out_dir, prefix=""):
-    """The run's four figures, small, as ``out_dir/PREFIXNAME.png``."""
+    """The run's four figures (three without pseudo-inputs), small, as ``out_dir/PREFIXNAME.png``."""
     os.makedirs(out_dir, exist_ok=True)
     for name, width in WIDTHS.items():
-        save_small(Image.open(os.path.join(run_dir, "figures", f"{name}.png")),
-                   os.path.join(out_dir, f"{prefix}{name}.png"), width)
+        path = os.path.join(run_dir, "figures", f"{name}.png")
+        if name == "pseudo_inputs" and not os.path.exists(path):  # a prior without pseudo-inputs
+            continue
+        save_small(Image.open(path), os.path.join(out_dir, f"{prefix}{name}.png"), width)
 
 
 def read_json(run_dir, name):
