@@ -63,6 +63,21 @@ def step_flops(model, batch_size=100):
     return 3 * _graph_flops(forward.get_concrete_function(spec).graph)
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds of every epoch of ``fit`` (``seconds``), from its start to the end of the
+    callbacks before this one in the list (validation included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
 class StepTimer(keras.callbacks.Callback):
     """Seconds of every training step of ``fit`` (``times``)."""
 

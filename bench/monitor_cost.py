@@ -15,26 +15,12 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 import keras
 
 import tfvamp
+from measure import EpochTimer
 from tfvamp.monitoring import PriorMonitor
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Seconds from each epoch's start to the end of the callbacks before it in the list."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def main():

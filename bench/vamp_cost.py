@@ -36,7 +36,6 @@ import datetime
 import json
 import os
 import sys
-import time
 
 from absl import app, flags
 
@@ -61,14 +60,13 @@ def main(argv):
     del argv
     cli.choose_cpu_switches(FLAGS.bench_model, "float32")
     tf = cli.import_tensorflow()
-    import keras
     import numpy as np
 
     from tfvamp import models
     from tfvamp.optimizers import AdamNormGrad
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from measure import _graph_flops, step_flops
+    from measure import EpochTimer, _graph_flops, step_flops
 
     rng = np.random.default_rng(0)
     images = (rng.random((FLAGS.train_images + FLAGS.validation_images, 28, 28, 1)) < 0.13)
@@ -87,19 +85,6 @@ def main(argv):
                                    prior=prior, num_components=k, seed=0)
         model.compile(optimizer=AdamNormGrad(5e-4), jit_compile=model.xla_train_step)
         built[name] = model
-
-    class EpochTimer(keras.callbacks.Callback):
-        """Seconds of each epoch of a ``fit``, validation included."""
-
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
 
     start_load = os.getloadavg()[0]
     print(f"{FLAGS.bench_model} on {cli.describe_cpu()}, {os.cpu_count()} cores; "
