@@ -177,7 +177,8 @@ def test_the_wilson_interval_agrees_with_scipy():
 
 
 def test_the_vamp_cost_table_shows_each_measured_row():
-    measured = [{"model": "hvae", "cpu": "Xeon (avx512: avx512f)", "load_average": [1.2, 1.9], "date": "2026-12-06",
+    measured = [{"model": "hvae", "cpu": "Xeon (avx512: avx512f)", "cores": 2, "load_average": [1.2, 1.9],
+                 "date": "2026-12-06",
                  "rows": [{"prior": "standard", "num_components": None, "epoch_seconds": 1.0,
                            "epoch_seconds_p10_p90": [0.9, 1.1], "time_ratio": 1.0, "paper_ratio": None,
                            "gflop_per_step": 1.454, "pseudo_input_gflop_per_step": 0.0, "flop_ratio": 1.0},
@@ -185,6 +186,6 @@ def test_the_vamp_cost_table_shows_each_measured_row():
                            "epoch_seconds_p10_p90": [1.8, 2.0], "time_ratio": 1.9, "paper_ratio": 1.4,
                            "gflop_per_step": 3.502, "pseudo_input_gflop_per_step": 2.023, "flop_ratio": 2.41}]}]
     rows = make_table.vamp_cost_table(measured).splitlines()[2:]
-    assert rows[1] == ("| hvae | vamp K=500 | 1.90 (1.80-2.00) | 1.90 | 1.4 | 3.5 | 2.0 | 2.41 "
-                       "| Xeon (avx512: avx512f), 1.2-1.9, 2026-12-06 |")
-    assert "| - |" in rows[0]
+    assert rows[1] == "| hvae | vamp K=500 | 1.90 (1.80-2.00) | 1.90 | 1.4 | 3.5 | 2.0 | 2.41 | 1.2-1.9, 2026-12-06 |"
+    assert "| - |" in rows[0] and rows[-1] == "CPU: Xeon (avx512: avx512f), 2 cores."
+    assert make_table.vamp_cost_table([]).splitlines()[-1] == "| none measured | | | | | | | | |"
