@@ -115,3 +115,17 @@ def run_cluster(command, num_workers=2, timeout=900):
         return [cluster.wait(index, timeout) for index in range(num_workers)]
     finally:
         cluster.kill()
+
+
+def tiny_model():
+    """A compiled VAE + VampPrior of a few weights (28x28 inputs, K = 3), its optimizer built:
+    for checkpoint tests that need variables to save and restore, not training."""
+    import keras
+
+    from tfvamp import models
+
+    model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
+                               hidden_units=4, num_components=3, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_variables)
+    return model

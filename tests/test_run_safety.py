@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, subprocess_env
+from conftest import REPO_ROOT, subprocess_env, tiny_model
 from trainers import cli, run_lock
 from trainers.atomic_files import write_file_atomic, write_json_atomic
 
@@ -371,19 +371,11 @@ def _small_files(limit):
 
 
 def test_a_failed_checkpoint_or_figure_write_keeps_the_previous_one(tmp_path):
-    import keras
     import tensorflow as tf
 
-    from tfvamp import figures, models
+    from tfvamp import figures
     from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
     from tfvamp.checkpoints import restore_best_weights
-
-    def tiny_model():
-        model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
-                                   hidden_units=4, num_components=3, seed=0)
-        model.compile(optimizer=keras.optimizers.Adam())
-        model.optimizer.build(model.trainable_variables)
-        return model
 
     model = tiny_model()
     early_stopping = PaperEarlyStopping(patience=5)
@@ -427,7 +419,7 @@ def _tiny_trained_checkpoints(directory, val_losses):
     each epoch); returns the model variables' values after every epoch."""
     from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
 
-    model = _tiny_model()
+    model = tiny_model()
     early_stopping = PaperEarlyStopping(patience=5)
     checkpoint = TrainingCheckpoint(str(directory), model, early_stopping)
     for callback in (checkpoint, early_stopping):
@@ -440,18 +432,6 @@ def _tiny_trained_checkpoints(directory, val_losses):
         checkpoint.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
         values.append([np.asarray(v).copy() for v in model.variables])
     return values
-
-
-def _tiny_model():
-    import keras
-
-    from tfvamp import models
-
-    model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
-                               hidden_units=4, num_components=3, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam())
-    model.optimizer.build(model.trainable_variables)
-    return model
 
 
 def _damage(prefix, how):
@@ -478,7 +458,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_whole_one(tmp_pa
     (tmp_path / "state" / "epoch-4_temp").mkdir()  # what a full disk leaves
     (tmp_path / "state" / "epoch-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
 
-    model = _tiny_model()
+    model = tiny_model()
     early_stopping = PaperEarlyStopping(patience=5)
     checkpoint = TrainingCheckpoint(str(tmp_path), model, early_stopping)
     assert checkpoint.restore() == 2
@@ -487,11 +467,11 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_whole_one(tmp_pa
     for ours, expected in zip(model.variables, values[1]):
         np.testing.assert_array_equal(np.asarray(ours), expected)
     assert not (tmp_path / "state" / "epoch-4_temp").exists()
-    best = _tiny_model()
+    best = tiny_model()
     restore_best_weights(best.variables, checkpoint.best_checkpoint_path())  # epoch 1's, kept
     for ours, expected in zip(best.variables, values[0]):
         np.testing.assert_array_equal(np.asarray(ours), expected)
-    best = _tiny_model()  # as trainers.evaluate reads them
+    best = tiny_model()  # as trainers.evaluate reads them
     best_epoch, skipped = restore_newest_best_weights(best.variables, str(tmp_path))
     assert best_epoch == 1 and [os.path.basename(path) for path, _ in skipped] == ["epoch-3"]
     for ours, expected in zip(best.variables, values[0]):
@@ -502,14 +482,14 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_whole_one(tmp_pa
         callback.set_model(model)
     early_stopping.on_epoch_end(2, {"val_loss": 2.5})
     checkpoint.on_epoch_end(2, {"loss": 1.0, "val_loss": 2.5})
-    again = TrainingCheckpoint(str(tmp_path), _tiny_model(), PaperEarlyStopping(patience=5))
+    again = TrainingCheckpoint(str(tmp_path), tiny_model(), PaperEarlyStopping(patience=5))
     assert again.restore() == 3 and again.skipped == []
 
     # With every kept state damaged there is nothing to fall back to: one clear error.
     for epoch in (2, 3):
         _damage(str(tmp_path / "state" / f"epoch-{epoch}"), how)
     with pytest.raises(Exception) as raised:
-        TrainingCheckpoint(str(tmp_path), _tiny_model(), PaperEarlyStopping(patience=5)).restore()
+        TrainingCheckpoint(str(tmp_path), tiny_model(), PaperEarlyStopping(patience=5)).restore()
     error = checkpoint_error(raised.value, str(tmp_path))
     assert isinstance(error, CheckpointError) and "truncated or corrupt" in str(error)
 

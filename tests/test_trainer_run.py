@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, SHARED_DATA, subprocess_env
+from conftest import REPO_ROOT, SHARED_DATA, subprocess_env, tiny_model
 from tfvamp import datasets, figures, models
 from tfvamp.callbacks import PaperEarlyStopping, TrainingCheckpoint
 from tfvamp.checkpoints import restore_best_weights, saved_best_epoch
@@ -206,16 +206,8 @@ def test_resuming_with_other_model_flags_is_refused_and_loses_nothing(finished_r
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
-def _tiny_model():
-    model = models.build_model("vae", input_shape=(28, 28, 1), prior="vamp", latent_dim=2,
-                               hidden_units=4, num_components=3, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam())
-    model.optimizer.build(model.trainable_variables)
-    return model
-
-
 def test_checkpoint_repairs_a_crash_between_saving_the_state_and_the_best_weights(tmp_path):
-    model = _tiny_model()
+    model = tiny_model()
     early_stopping = PaperEarlyStopping(patience=5)
     checkpoint = TrainingCheckpoint(str(tmp_path), model, early_stopping)
     checkpoint.set_model(model)
@@ -228,13 +220,13 @@ def test_checkpoint_repairs_a_crash_between_saving_the_state_and_the_best_weight
         if name.startswith("epoch-2."):
             os.remove(tmp_path / "best" / name)  # as if killed before the best weights were saved
 
-    restored = _tiny_model()
+    restored = tiny_model()
     early_stopping = PaperEarlyStopping(patience=5)
     resumed = TrainingCheckpoint(str(tmp_path), restored, early_stopping)
     assert resumed.restore() == 2 and early_stopping.best_epoch == 2 and early_stopping.best == 2.0
     assert [h["epoch"] for h in resumed.history] == [1, 2]
     assert saved_best_epoch(str(tmp_path)) == 2
-    best = _tiny_model()
+    best = tiny_model()
     restore_best_weights(best.variables, os.path.join(tmp_path, "best", "epoch-2"))
     for a, b in zip(best.variables, model.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
