@@ -374,9 +374,7 @@ def vamp_cost_table(measured):
     lines = ["| model | prior | s/epoch (p10-p90) | time ratio | paper's ratio (GPU) | GFLOP/step "
              "| of it the pseudo-inputs | FLOP ratio | load average (start-end), date |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    cpus = []
     for m in measured:
-        cpus += [m["cpu"]] if m["cpu"] not in cpus else []
         for row in m["rows"]:
             low, high = row["epoch_seconds_p10_p90"]
             paper = "-" if row["paper_ratio"] is None else f"{row['paper_ratio']:.1f}"
@@ -385,9 +383,9 @@ def vamp_cost_table(measured):
                          f"| {row['pseudo_input_gflop_per_step']:.1f} | {row['flop_ratio']:.2f} "
                          f"| {m['load_average'][0]}-{m['load_average'][1]}, {m['date']} |")
     if not measured:
-        lines.append("| none measured | | | | | | | | |")
-    lines += ["", "CPU: " + "; ".join(cpus) + f", {measured[0]['cores']} cores." if measured else ""]
-    return "\n".join(lines).rstrip()
+        return "\n".join(lines + ["| none measured | | | | | | | | |"])
+    cpus = dict.fromkeys(m["cpu"] for m in measured)  # each once, in order
+    return "\n".join(lines + ["", f"CPU: {'; '.join(cpus)}, {measured[0]['cores']} cores."])
 
 
 def unfinished_table(entries):
